@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     home: Path = Path(".reelgate")
     # Empty = SQLite file under `home`. `postgresql://...` is accepted and mapped to asyncpg.
     database_url: str = ""
+    # PostgreSQL only: the schema to use (search_path); lets several deployments or test runs share a database.
+    database_schema: str = ""
     # Base of the links we hand out (results). Empty = http://{host}:{port} of `reelgate serve`.
     public_url: str = ""
     # HMAC key for signed result links. Empty = generated once and kept in `home/secret_key`.
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     image_fetch_timeout_s: float = Field(20.0, gt=0)
     # For local development and tests only: lets the outbound client reach loopback/private addresses.
     allow_private_networks: bool = False
+    # Extra CA certificates (PEM file) the outbound client trusts, e.g. a self-signed test receiver.
+    egress_ca_bundle: str = ""
 
     # Pricing (a later issue brings a pricing table): credits per second of video.
     price_per_second_credits: float = Field(1.0, ge=0)

@@ -1,0 +1,1 @@
+"""API keys and their credits (a later issue adds accounts, groups, pricing, ledger and limits)."""

@@ -1,0 +1,25 @@
+"""OpenAPI descriptions of the error answers each route can give, all in the contract's envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reelgate.tasks.schemas import ErrorResponse
+
+_DESCRIPTIONS = {
+    400: "Invalid request parameters",
+    401: "Unauthenticated, invalid or expired token",
+    402: "Insufficient quota, recharge required",
+    403: "Access denied",
+    404: "Resource not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    429: "Rate limit exceeded",
+    500: "Internal server error",
+    502: "Upstream service error",
+    503: "Service temporarily unavailable",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}

@@ -1,0 +1,90 @@
+"""`create_app(settings)`: the ASGI app. Resources are built in the lifespan, never at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from reelgate import __version__
+from reelgate.api import files, ops, tasks
+from reelgate.api.errors import BodySizeLimit, install_error_handlers
+from reelgate.api.middleware import RequestMetrics
+from reelgate.config import Settings
+from reelgate.db import migrate
+from reelgate.metrics import Metrics
+from reelgate.queue.worker import Worker
+from reelgate.resources import Resources
+from reelgate.storage.sweep import sweep_forever
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Kling-O1 image-to-video API (self-hosted). Create a task, then poll `GET /v1/tasks/{id}` every
+3-5 seconds until `completed` or `failed`. Result links are signed and valid for 24 hours.
+Every non-2xx answer has the envelope `{"error": {"code", "message", "type", "param"?, "fallback_suggestion"?}}`."""
+
+
+def create_app(settings: Settings, *, workers: int = 0, resources: Resources | None = None) -> FastAPI:
+    """`workers` > 0 runs that many concurrent jobs in this process (embedded mode)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        res = resources or Resources.build(settings, metrics=metrics)
+        app.state.resources = res
+        if not await migrate.is_current(res.db):
+            await res.close()
+            raise RuntimeError("the database schema is not current: run 'reelgate migrate' first")
+        stop = asyncio.Event()
+        background: list[asyncio.Task[None]] = [asyncio.create_task(sweep_forever(res, stop))]
+        if workers > 0:
+            worker = Worker(res, res.registry.engines, concurrency=workers)
+            background.append(asyncio.create_task(worker.run(stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*background, return_exceptions=True)
+            await res.close()
+
+    metrics = resources.metrics if resources is not None else Metrics()
+    app = FastAPI(
+        title="reelgate",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(tasks.router)
+    app.include_router(files.router)
+    app.include_router(ops.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, minus the framework's 422 answers we never send (validation is a 400)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    schemes = schema.get("components", {}).get("securitySchemes", {})
+    if "HTTPBearer" in schemes:
+        schemes["bearerAuth"] = schemes.pop("HTTPBearer")
+        for path in schema["paths"].values():
+            for operation in path.values():
+                operation["security"] = [
+                    {"bearerAuth": []} if "HTTPBearer" in entry else entry for entry in operation.get("security", [])
+                ]
+    app.openapi_schema = schema
+    return schema

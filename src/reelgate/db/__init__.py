@@ -1,0 +1,1 @@
+"""SQLAlchemy tables, the async database handle and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""The durable queue: the tasks table itself, claimed with leases, renewed by heartbeats."""

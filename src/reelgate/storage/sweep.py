@@ -1,0 +1,37 @@
+"""Deletes result videos whose 24-hour links have run out, and forgets them in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from reelgate.resources import Resources
+from reelgate.tasks import repository
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_expired_results(resources: Resources, *, now: float | None = None) -> int:
+    cutoff = (now if now is not None else time.time()) - resources.settings.result_ttl_s
+    async with resources.db.read() as session:
+        expired = await repository.expired_result_keys(session, finished_before=cutoff)
+    for task_id, key in expired:
+        await asyncio.to_thread(resources.storage.delete, key)
+        async with resources.db.transaction() as session:
+            await repository.forget_result(session, task_id)
+    if expired:
+        log.info("expired results deleted", extra={"count": len(expired)})
+    return len(expired)
+
+
+async def sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await sweep_expired_results(resources)
+        except Exception:
+            log.exception("result sweep failed; will retry")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=resources.settings.sweep_interval_s)
+        except TimeoutError:
+            pass

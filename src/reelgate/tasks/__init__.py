@@ -1,0 +1,1 @@
+"""The task domain: what a client creates, polls, lists and cancels."""

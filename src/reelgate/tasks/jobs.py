@@ -1,0 +1,204 @@
+"""Running one claimed task: fetch and decode its images, run its engine in a thread while a heartbeat
+renews the lease and publishes progress, store the video, and finish with a fenced compare-and-set.
+
+Nothing a user sends can crash the worker: user-caused problems end the task as `failed` with a business
+code; unexpected errors are logged with their stack server-side, retried while attempts remain, then end as
+`service_error` with the credits released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reelgate.engines.base import Engine, EngineResult, Job, JobCancelled
+from reelgate.errors import TaskErrorCode, TaskFailure
+from reelgate.media.framing import nearest_aspect_ratio
+from reelgate.media.images import ImageRejected, load_image
+from reelgate.queue import repository as queue_repo
+from reelgate.resources import Resources
+from reelgate.tasks import repository as task_repo
+from reelgate.tasks import service
+from reelgate.tasks.repository import Fence
+from reelgate.tasks.states import TaskStatus
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_S = (2.0, 10.0, 30.0)
+_MIN_PROGRESS_FOR_ESTIMATE = 0.05
+
+
+@dataclass
+class ThreadRunContext:
+    """The engine's view of its task; written from the engine thread, read by the heartbeat."""
+
+    scratch_dir: Path
+    fraction: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def report_progress(self, fraction: float) -> None:
+        self.fraction = min(1.0, max(self.fraction, fraction))
+
+    def cancelled(self) -> bool:
+        return self.stop.is_set()
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    id: str
+    fence: Fence
+    engine: str
+    prompt: str
+    image_urls: list[str]
+    aspect_ratio: str | None
+    duration_s: int
+    seed: int
+    max_attempts: int
+    estimate_s: int
+
+
+async def run_claimed_task(resources: Resources, claimed: ClaimedTask, engine: Engine) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix=f"{claimed.id}-", dir=resources.scratch_root))
+    ctx = ThreadRunContext(scratch_dir=scratch)
+    started = time.monotonic()
+    outcome = "error"
+    try:
+        job = await _prepare_job(resources, claimed)
+        heartbeat = asyncio.create_task(_heartbeat_loop(resources, claimed, ctx, started, job.aspect_ratio))
+        try:
+            result = await asyncio.to_thread(engine.run, job, ctx, scratch / "output.mp4")
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        if ctx.cancelled():
+            raise JobCancelled
+        await _store_and_complete(resources, claimed, result)
+        outcome = "completed"
+    except JobCancelled:
+        outcome = "cancelled"
+        log.info("stopped: task cancelled or lease lost")
+    except TaskFailure as failure:
+        outcome = "failed"
+        await _fail(resources, claimed, failure.code, failure.message)
+    except Exception:
+        log.exception("engine run failed unexpectedly")
+        await _retry_or_fail(resources, claimed)
+    finally:
+        resources.metrics.engine_seconds.labels(claimed.engine, outcome).observe(time.monotonic() - started)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _prepare_job(resources: Resources, claimed: ClaimedTask) -> Job:
+    settings = resources.settings
+    images = []
+    for index, url in enumerate(claimed.image_urls):
+        try:
+            decoded = await load_image(
+                url,
+                param=f"image_urls[{index}]",
+                client=resources.egress,
+                max_bytes=settings.max_image_bytes,
+                max_pixels=settings.max_image_pixels,
+                timeout_s=settings.image_fetch_timeout_s,
+            )
+        except ImageRejected as rejected:
+            raise TaskFailure(TaskErrorCode.IMAGE_PROCESSING_ERROR, f"{rejected.param}: {rejected.message}") from None
+        images.append(decoded.pixels)
+    first = images[0]
+    aspect_ratio = claimed.aspect_ratio or nearest_aspect_ratio(first.shape[1], first.shape[0])
+    return Job(
+        task_id=claimed.id,
+        images=images,
+        prompt=claimed.prompt,
+        aspect_ratio=aspect_ratio,
+        duration_s=claimed.duration_s,
+        seed=claimed.seed,
+    )
+
+
+def _estimate_left_s(ctx: ThreadRunContext, started: float, fallback_s: int) -> int:
+    elapsed = time.monotonic() - started
+    if ctx.fraction < _MIN_PROGRESS_FOR_ESTIMATE:
+        return max(1, round(fallback_s - elapsed))
+    return max(1, round(elapsed * (1 - ctx.fraction) / ctx.fraction))
+
+
+async def _heartbeat_loop(
+    resources: Resources, claimed: ClaimedTask, ctx: ThreadRunContext, started: float, aspect_ratio: str
+) -> None:
+    settings = resources.settings
+    interval_s = min(settings.lease_s / 3, 1.0)
+    # The first beat also records the aspect ratio the job resolved (it may have come from the image).
+    extra: dict[str, object] | None = {"aspect_ratio": aspect_ratio}
+    while True:
+        try:
+            async with resources.db.transaction() as session:
+                alive = await queue_repo.heartbeat(
+                    session,
+                    claimed.id,
+                    claimed.fence,
+                    lease_s=settings.lease_s,
+                    # 99 at most: 100 means completed, and only the completing write may say so.
+                    progress=min(99, int(ctx.fraction * 100)),
+                    estimated_time_s=_estimate_left_s(ctx, started, claimed.estimate_s),
+                    now=time.time(),
+                    extra=extra,
+                )
+            extra = None
+            if not alive:
+                ctx.stop.set()
+                return
+        except Exception:
+            # A database hiccup must not kill the job; the lease has slack for a missed beat or two.
+            log.warning("heartbeat failed; will retry", exc_info=True)
+        await asyncio.sleep(interval_s)
+
+
+async def _store_and_complete(resources: Resources, claimed: ClaimedTask, result: EngineResult) -> None:
+    # The key carries the attempt: a stale worker that lost its lease can never overwrite the winner's file.
+    key = f"{claimed.id}-a{claimed.fence.attempt}.mp4"
+    await asyncio.to_thread(resources.storage.put, key, result.video_path)
+    info: dict[str, object] = {"width": result.width, "height": result.height, "frames": result.frames,
+                               "fps": result.fps, **result.info}
+    async with resources.db.transaction() as session:
+        won = await task_repo.mark_completed(
+            session, claimed.id, fence=claimed.fence, result_key=key, result_info=info, now=time.time()
+        )
+    if won is None:
+        await asyncio.to_thread(resources.storage.delete, key)
+        log.warning("finished but the lease was lost; result discarded", extra={"attempt": claimed.fence.attempt})
+        return
+    resources.metrics.tasks_finished.labels(claimed.engine, "completed").inc()
+    log.info("completed", extra={"attempt": claimed.fence.attempt, "video_key": key})
+
+
+async def _fail(resources: Resources, claimed: ClaimedTask, code: TaskErrorCode, message: str) -> None:
+    async with resources.db.transaction() as session:
+        task = await task_repo.get_task(session, claimed.id)
+        won = task is not None and await service.fail_task(
+            session, task, code=code, message=message, from_statuses=(TaskStatus.PROCESSING,), fence=claimed.fence
+        )
+    if won:
+        resources.metrics.tasks_finished.labels(claimed.engine, "failed").inc()
+        log.info("failed", extra={"error_code": str(code), "error_message": message})
+
+
+async def _retry_or_fail(resources: Resources, claimed: ClaimedTask) -> None:
+    attempt = claimed.fence.attempt
+    if attempt >= claimed.max_attempts:
+        await _fail(resources, claimed, TaskErrorCode.SERVICE_ERROR,
+                    f"Generation failed after {attempt} attempts; credits were released")
+        return
+    backoff_s = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1]
+    now = time.time()
+    async with resources.db.transaction() as session:
+        requeued = await queue_repo.retry_later(session, claimed.id, claimed.fence, available_at=now + backoff_s,
+                                                now=now)
+    if requeued:
+        log.warning("attempt failed; retrying later", extra={"attempt": attempt, "backoff_s": backoff_s})

@@ -1,0 +1,181 @@
+"""Task use cases. Functions take an open session and never commit: the request or the job owns the
+transaction, so "create + reserve + enqueue" and "terminal state + settlement" are each one commit."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import string
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelgate.accounts import repository as accounts
+from reelgate.accounts.credits import to_credits, to_millicredits
+from reelgate.config import Settings
+from reelgate.db.models import ApiKey, Task
+from reelgate.errors import ApiError, TaskErrorCode
+from reelgate.storage.links import LinkSigner
+from reelgate.tasks import repository
+from reelgate.tasks.repository import Fence
+from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskObject, Usage
+from reelgate.tasks.states import UNFINISHED, TaskStatus
+
+TASK_ID_PREFIX = "task-unified-"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+BILLING_RULE = "per_second"
+NOT_FOUND_MESSAGE = "Task not found or expired"
+
+
+def new_task_id(now: float) -> str:
+    suffix = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+    return f"{TASK_ID_PREFIX}{int(now)}-{suffix}"
+
+
+def price_millicredits(settings: Settings, duration_s: int) -> int:
+    return to_millicredits(settings.price_per_second_credits * duration_s)
+
+
+@dataclass(frozen=True)
+class Route:
+    model: str
+    engine: str
+    estimate_s: float
+
+
+async def create_task(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    key: ApiKey,
+    request: CreateVideoRequest,
+    route: Route,
+) -> Task:
+    """Reserve the price and enqueue, in the caller's transaction: both happen or neither does."""
+    now = time.time()
+    price = price_millicredits(settings, request.duration)
+    if not await accounts.try_reserve(session, key.id, price):
+        raise ApiError(
+            402,
+            f"Insufficient quota: this task costs {to_credits(price)} credits",
+            fallback_suggestion="ask the operator for credits (reelgate credits grant) or use duration 5",
+        )
+    task = Task(
+        id=new_task_id(now),
+        api_key_id=key.id,
+        model=route.model,
+        engine=route.engine,
+        prompt=request.prompt,
+        image_urls=list(request.image_urls),
+        aspect_ratio=request.aspect_ratio,
+        duration_s=request.duration,
+        callback_url=request.callback_url,
+        seed=secrets.randbelow(2**31),
+        status=TaskStatus.PENDING,
+        progress=0,
+        estimated_time_s=math.ceil(route.estimate_s),
+        error_code=None,
+        error_message=None,
+        attempt=0,
+        max_attempts=settings.max_attempts,
+        available_at=now,
+        lease_owner=None,
+        lease_expires_at=None,
+        created_at=now,
+        updated_at=now,
+        started_at=None,
+        finished_at=None,
+        result_key=None,
+        result_info={},
+        billing_rule=BILLING_RULE,
+        user_group=key.user_group,
+        credits_reserved_millicredits=price,
+        credits_state="held",
+    )
+    await repository.insert_task(session, task)
+    return task
+
+
+def validate_task_id(task_id: str) -> None:
+    if not task_id.startswith(TASK_ID_PREFIX):
+        raise ApiError(400, f"Invalid task id: it must start with '{TASK_ID_PREFIX}'", param="task_id")
+
+
+def is_expired(task: Task, settings: Settings, now: float) -> bool:
+    return task.finished_at is not None and now - task.finished_at > settings.result_ttl_s
+
+
+async def get_visible_task(session: AsyncSession, settings: Settings, key: ApiKey, task_id: str) -> Task:
+    """The key's own, unexpired task; anything else is the same 404 (never reveal another key's task)."""
+    validate_task_id(task_id)
+    task = await repository.get_task(session, task_id)
+    if task is None or task.api_key_id != key.id or is_expired(task, settings, time.time()):
+        raise ApiError(404, NOT_FOUND_MESSAGE, param="task_id")
+    return task
+
+
+async def cancel_task(session: AsyncSession, settings: Settings, key: ApiKey, task_id: str) -> Task:
+    task = await get_visible_task(session, settings, key, task_id)
+    if task.status not in UNFINISHED:
+        raise ApiError(400, f"Task is already {task.status} and can no longer be cancelled", param="task_id")
+    cancelled = await fail_task(
+        session, task, code=TaskErrorCode.REQUEST_CANCELLED, message="Task cancelled by request",
+        from_statuses=UNFINISHED,
+    )
+    if cancelled is None:
+        # A worker finished it between our read and our write; answer with what really happened.
+        raise ApiError(400, "Task finished before it could be cancelled", param="task_id")
+    return cancelled
+
+
+async def fail_task(
+    session: AsyncSession,
+    task: Task,
+    *,
+    code: TaskErrorCode,
+    message: str,
+    from_statuses: tuple[TaskStatus, ...],
+    fence: Fence | None = None,
+) -> Task | None:
+    """End a task as failed and refund its hold, in one transaction; None if another writer won."""
+    won = await repository.mark_failed(
+        session, task.id, code=code, message=message, now=time.time(), from_statuses=from_statuses, fence=fence
+    )
+    if won is not None:
+        await accounts.refund(session, won.api_key_id, won.credits_reserved_millicredits)
+    return won
+
+
+def task_object(task: Task, *, links: LinkSigner, settings: Settings) -> TaskObject:
+    info = task.result_info or {}
+    results: list[str] = []
+    if task.status == TaskStatus.COMPLETED and task.result_key and task.finished_at is not None:
+        results.append(links.url_for(task.result_key, expires_at=int(task.finished_at + settings.result_ttl_s)))
+    error = None
+    if task.status == TaskStatus.FAILED:
+        error = TaskError(code=task.error_code or TaskErrorCode.UNKNOWN_ERROR, message=task.error_message or "")
+    return TaskObject(
+        created=int(task.created_at),
+        id=task.id,
+        model=task.model,
+        progress=task.progress,
+        status=task.status,  # type: ignore[arg-type]
+        task_info=TaskInfo(
+            can_cancel=task.status in UNFINISHED,
+            estimated_time=task.estimated_time_s if task.status in UNFINISHED else 0,
+            video_duration=task.duration_s,
+            engine=task.engine,
+            method=info.get("method"),
+            aspect_ratio=task.aspect_ratio,  # type: ignore[arg-type]
+            resolution=f"{info['width']}x{info['height']}" if "width" in info else None,
+            seed=task.seed,
+        ),
+        usage=Usage(
+            billing_rule=task.billing_rule,  # type: ignore[arg-type]
+            credits_reserved=to_credits(task.credits_reserved_millicredits),
+            user_group=task.user_group,
+        ),
+        results=results,
+        error=error,
+    )

@@ -1,0 +1,28 @@
+"""Task states. Only these four strings ever leave the service (CONTRACT.md section 3).
+
+    pending --claim--> processing --finish--> completed
+       |                   |  \\--fail-------> failed (error.code says why)
+       \\--cancel-----------+--cancel--------> failed (request_cancelled)
+    processing --lease expired--> pending (attempt+1)   [until max attempts, then failed + refund]
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+UNFINISHED = (TaskStatus.PENDING, TaskStatus.PROCESSING)
+TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+class CreditsState(StrEnum):
+    HELD = "held"
+    CAPTURED = "captured"
+    RELEASED = "released"

@@ -1,0 +1,175 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL where reachable), settings, apps, keys.
+
+PostgreSQL tests get a schema of their own, so parallel runs and leftovers never collide. Where PostgreSQL is
+absent they skip with the reason; with REELGATE_REQUIRE_SERVICES=1 (set by .ci/run) that skip is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from reelgate.accounts import repository as accounts
+from reelgate.accounts.credits import to_millicredits
+from reelgate.accounts.keys import generate_key
+from reelgate.app import create_app
+from reelgate.config import Settings
+from reelgate.db import migrate
+from reelgate.db.database import Database
+from reelgate.resources import database_for
+
+POSTGRES_URL = os.environ.get("REELGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REQUIRE_SERVICES = os.environ.get("REELGATE_REQUIRE_SERVICES") == "1"
+
+
+def _postgres_reachable() -> str | None:
+    """None if reachable, else why not."""
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
+    return None
+
+
+_PG_PROBLEM: list[str | None] = []
+
+
+def require_postgres() -> None:
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(_postgres_reachable())
+    problem = _PG_PROBLEM[0]
+    if problem is not None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{problem} (REELGATE_REQUIRE_SERVICES=1: CI must not skip this)")
+        pytest.skip(problem)
+
+
+async def _exec_pg(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    database_url: str
+    schema: str
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh, migrated-nothing database on each backend."""
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}", "")
+        return
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_exec_pg(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield Backend("postgres", POSTGRES_URL, schema)
+    finally:
+        asyncio.run(_exec_pg(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def sqlite_backend(tmp_path: Path) -> Backend:
+    return Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}", "")
+
+
+def make_settings(home: Path, backend: Backend, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "home": home,
+        "database_url": backend.database_url,
+        "database_schema": backend.schema,
+        "allow_private_networks": True,
+        "motion_short_side_px": 144,
+        "public_url": "http://testserver",
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables, for subprocesses (`reelgate serve`, `reelgate worker`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
+    env.update({
+        "REELGATE_HOME": str(settings.home),
+        "REELGATE_DATABASE_URL": settings.database_url,
+        "REELGATE_DATABASE_SCHEMA": settings.database_schema,
+        "REELGATE_ALLOW_PRIVATE_NETWORKS": str(settings.allow_private_networks).lower(),
+        "REELGATE_MOTION_SHORT_SIDE_PX": str(settings.motion_short_side_px),
+        "REELGATE_LEASE_S": str(settings.lease_s),
+        "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
+        "REELGATE_PUBLIC_URL": settings.public_url,
+        "REELGATE_LOG_JSON": "true",
+    })
+    return env
+
+
+def migrate_db(settings: Settings) -> None:
+    async def run() -> None:
+        db = database_for(settings)
+        try:
+            await migrate.upgrade(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def create_key(settings: Settings, *, credits: float = 1000, name: str = "test") -> str:
+    new_key = generate_key()
+
+    async def run() -> None:
+        db: Database = database_for(settings)
+        try:
+            async with db.transaction() as session:
+                await accounts.insert_key(session, new_key, name=name, balance_millicredits=to_millicredits(credits),
+                                          user_group="default")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    return new_key.plaintext
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_backend: Backend) -> Settings:
+    s = make_settings(tmp_path / "home", sqlite_backend)
+    migrate_db(s)
+    return s
+
+
+@pytest.fixture
+def api_key(settings: Settings) -> str:
+    return create_key(settings)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The API alone (no workers), on SQLite."""
+    with TestClient(create_app(settings, workers=0), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

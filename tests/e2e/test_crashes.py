@@ -1,0 +1,197 @@
+"""Durability with real processes: kill -9 a worker mid-task, freeze a worker past its lease (a stale writer),
+and kill -9 the whole embedded server. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reelgate.config import DEFAULT_MODEL, Settings
+from reelgate.db.models import ApiKey, Task
+from reelgate.resources import database_for
+from tests.conftest import Backend, auth, create_key, make_settings, migrate_db, settings_env
+from tests.images import astronaut, data_uri
+
+pytestmark = pytest.mark.slow
+REELGATE = [sys.executable, "-m", "reelgate.cli"]
+
+
+class Processes:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.tmp_path / f"{name}.log").open("wb")
+        process = subprocess.Popen([*REELGATE, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.started.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+def read_task(settings: Settings, task_id: str) -> Task:
+    async def run() -> Task:
+        db = database_for(settings)
+        try:
+            async with db.read() as session:
+                task = await session.get(Task, task_id)
+                assert task is not None
+                return task
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def balance(settings: Settings, plaintext: str) -> int:
+    async def run() -> int:
+        db = database_for(settings)
+        try:
+            async with db.read() as session:
+                key = await session.get(ApiKey, plaintext.split("_")[1])
+                assert key is not None
+                return key.balance_millicredits
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def crash_settings(tmp_path: Path, backend: Backend) -> Settings:
+    # A short lease so recovery is quick; 480p 10 s jobs so a run lasts long enough to be caught mid-way.
+    settings = make_settings(tmp_path / "home", backend, lease_s=2.0, poll_interval_s=0.2, motion_short_side_px=480)
+    migrate_db(settings)
+    return settings
+
+
+def create_via_api(base_url: str, key: str, duration: int = 10) -> str:
+    body = {"model": DEFAULT_MODEL, "prompt": "zoom in", "image_urls": [data_uri(astronaut())], "duration": duration}
+    response = httpx.post(f"{base_url}/v1/videos/generations", json=body, headers=auth(key), timeout=30)
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+def create_direct(settings: Settings, key: str) -> str:
+    """Create through the real app in this process (no server needed for worker-only scenarios)."""
+    from fastapi.testclient import TestClient
+
+    from reelgate.app import create_app
+
+    with TestClient(create_app(settings, workers=0)) as client:
+        body = {"model": DEFAULT_MODEL, "prompt": "zoom in", "image_urls": [data_uri(astronaut())], "duration": 10}
+        response = client.post("/v1/videos/generations", json=body, headers=auth(key))
+        assert response.status_code == 200, response.text
+        return str(response.json()["id"])
+
+
+def test_kill_9_worker_mid_task_is_recovered(tmp_path: Path, backend: Backend, processes: Processes) -> None:
+    settings = crash_settings(tmp_path, backend)
+    key = create_key(settings, credits=100)
+    task_id = create_direct(settings, key)
+    env = settings_env(settings)
+    first = processes.start("worker-a", ["worker", "--concurrency", "1"], env)
+    wait_until(lambda: read_task(settings, task_id).progress > 0, 60, "worker A to make progress")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    killed = read_task(settings, task_id)
+    assert killed.status == "processing" and killed.attempt == 1
+    processes.start("worker-b", ["worker", "--concurrency", "1"], env)
+    done = wait_until(lambda: (t := read_task(settings, task_id)).status == "completed" and t, 120,
+                      "worker B to complete the task")
+    assert done.attempt == 2
+    assert (settings.home / "videos" / f"{task_id}-a2.mp4").is_file()
+    assert balance(settings, key) == 90_000  # captured once
+
+
+def test_frozen_worker_cannot_overwrite_the_winner(tmp_path: Path, backend: Backend, processes: Processes) -> None:
+    settings = crash_settings(tmp_path, backend)
+    key = create_key(settings, credits=100)
+    task_id = create_direct(settings, key)
+    env = settings_env(settings)
+    stale = processes.start("worker-a", ["worker", "--concurrency", "1"], env)
+    wait_until(lambda: read_task(settings, task_id).progress > 0, 60, "worker A to make progress")
+    os.kill(stale.pid, signal.SIGSTOP)
+    processes.start("worker-b", ["worker", "--concurrency", "1"], env)
+    wait_until(lambda: read_task(settings, task_id).status == "completed", 120, "worker B to complete")
+    os.kill(stale.pid, signal.SIGCONT)
+    # A wakes up believing it holds the task; its heartbeat or its final write must be refused.
+    wait_until(lambda: "lease" in processes.log("worker-a") and "lost" in processes.log("worker-a")
+               or "stopped" in processes.log("worker-a"), 60, "worker A to notice it lost the lease")
+    task = read_task(settings, task_id)
+    assert task.status == "completed" and task.attempt == 2 and task.result_key == f"{task_id}-a2.mp4"
+    assert not (settings.home / "videos" / f"{task_id}-a1.mp4").exists()
+    assert balance(settings, key) == 90_000
+
+
+def test_kill_9_serve_loses_nothing(tmp_path: Path, backend: Backend, processes: Processes) -> None:
+    settings = crash_settings(tmp_path, backend)
+    key = create_key(settings, credits=100)
+    env = settings_env(settings)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    args = ["serve", "--port", str(port), "--workers", "1"]
+    server = processes.start("serve-1", args, env)
+    wait_until(lambda: _ready(base_url), 30, "the server to start")
+    task_ids = [create_via_api(base_url, key) for _ in range(3)]
+    wait_until(lambda: read_task(settings, task_ids[0]).progress > 0, 60, "the first task to make progress")
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait()
+    processes.start("serve-2", args, env)
+    wait_until(lambda: _ready(base_url), 30, "the server to restart")
+    for task_id in task_ids:
+        wait_until(lambda tid=task_id: read_task(settings, tid).status == "completed", 180, f"{task_id} to complete")
+        answer = httpx.get(f"{base_url}/v1/tasks/{task_id}", headers=auth(key), timeout=10).json()
+        assert answer["status"] == "completed" and answer["results"]
+    assert balance(settings, key) == 70_000
+
+
+def _ready(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
