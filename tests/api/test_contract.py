@@ -57,7 +57,6 @@ def test_create_returns_pending_task_object(client: TestClient, api_key: str) ->
     [
         ({"duration": "5"}, "duration"),
         ({"duration": 7}, "duration"),
-        ({"duration": 5.0}, "duration"),
         ({"prompt": ""}, "prompt"),
         ({"prompt": "x" * 5001}, "prompt"),
         ({"prompt": 12}, "prompt"),
