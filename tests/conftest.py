@@ -111,17 +111,19 @@ def make_settings(home: Path, backend: Backend, **overrides: object) -> Settings
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for subprocesses (`reelgate serve`, `reelgate worker`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}
-    env.update({
-        "REELGATE_HOME": str(settings.home),
-        "REELGATE_DATABASE_URL": settings.database_url,
-        "REELGATE_DATABASE_SCHEMA": settings.database_schema,
-        "REELGATE_ALLOW_PRIVATE_NETWORKS": str(settings.allow_private_networks).lower(),
-        "REELGATE_MOTION_SHORT_SIDE_PX": str(settings.motion_short_side_px),
-        "REELGATE_LEASE_S": str(settings.lease_s),
-        "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
-        "REELGATE_PUBLIC_URL": settings.public_url,
-        "REELGATE_LOG_JSON": "true",
-    })
+    env.update(
+        {
+            "REELGATE_HOME": str(settings.home),
+            "REELGATE_DATABASE_URL": settings.database_url,
+            "REELGATE_DATABASE_SCHEMA": settings.database_schema,
+            "REELGATE_ALLOW_PRIVATE_NETWORKS": str(settings.allow_private_networks).lower(),
+            "REELGATE_MOTION_SHORT_SIDE_PX": str(settings.motion_short_side_px),
+            "REELGATE_LEASE_S": str(settings.lease_s),
+            "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
+            "REELGATE_PUBLIC_URL": settings.public_url,
+            "REELGATE_LOG_JSON": "true",
+        }
+    )
     return env
 
 
@@ -143,8 +145,9 @@ def create_key(settings: Settings, *, credits: float = 1000, name: str = "test")
         db: Database = database_for(settings)
         try:
             async with db.transaction() as session:
-                await accounts.insert_key(session, new_key, name=name, balance_millicredits=to_millicredits(credits),
-                                          user_group="default")
+                await accounts.insert_key(
+                    session, new_key, name=name, balance_millicredits=to_millicredits(credits), user_group="default"
+                )
         finally:
             await db.dispose()
 

@@ -6,16 +6,23 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import tempfile
 import threading
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, TaskID, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from reelgate.accounts import repository as accounts
@@ -27,8 +34,11 @@ from reelgate.db.models import ApiKey
 from reelgate.engines.base import RGBImage
 from reelgate.logs import configure_logging
 
-app = typer.Typer(help="reelgate: a self-hosted Kling-O1 image-to-video API.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="reelgate: a self-hosted Kling-O1 image-to-video API.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 engines_app = typer.Typer(help="Engines this machine can run.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -93,7 +103,9 @@ def _safe_url(settings: Settings) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    workers: Annotated[int | None, typer.Option(help="In-process jobs at once (default: one per core; 0 = API only)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="In-process jobs at once (default: one per core; 0 = API only)")
+    ] = None,
 ) -> None:
     """Serve the API, with in-process workers unless --workers 0."""
     import uvicorn
@@ -107,8 +119,14 @@ def serve(
     concurrency = workers if workers is not None else (os.cpu_count() or 1)
     if concurrency < 0:
         raise _fail("--workers must be 0 or more")
-    uvicorn.run(create_app(settings, workers=concurrency), host=host, port=port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings, workers=concurrency),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 @app.command()
@@ -128,8 +146,7 @@ def worker(
         built = build_engines(settings, names)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    unavailable = {name: engine.availability().reason for name, engine in built.items()
-                   if not engine.availability().ok}
+    unavailable = {name: engine.availability().reason for name, engine in built.items() if not engine.availability().ok}
     for name, reason in unavailable.items():
         err.print(f"[yellow]engine {name} is unavailable and will not claim tasks:[/yellow] {reason}")
     runnable = {name: engine for name, engine in built.items() if name not in unavailable}
@@ -169,8 +186,13 @@ def keys_create(
 
     async def work(db: Database) -> None:
         async with db.transaction() as session:
-            await accounts.insert_key(session, new_key, name=name, balance_millicredits=to_millicredits(credits),
-                                      user_group=settings.default_user_group)
+            await accounts.insert_key(
+                session,
+                new_key,
+                name=name,
+                balance_millicredits=to_millicredits(credits),
+                user_group=settings.default_user_group,
+            )
 
     asyncio.run(_with_db(settings, work))
     if as_json:
@@ -193,8 +215,13 @@ def keys_list() -> None:
     rows = asyncio.run(_with_db(settings, work))
     table = Table("id", "name", "credits", "group", "status")
     for row in rows:
-        table.add_row(row.id, row.name, f"{to_credits(row.balance_millicredits):g}", row.user_group,
-                      "revoked" if row.revoked_at else "active")
+        table.add_row(
+            row.id,
+            row.name,
+            f"{to_credits(row.balance_millicredits):g}",
+            row.user_group,
+            "revoked" if row.revoked_at else "active",
+        )
     console.print(table)
 
 
@@ -227,14 +254,21 @@ def keys_bootstrap(
             if await accounts.count_active_keys(session) > 0:
                 return None
             new_key = generate_key()
-            await accounts.insert_key(session, new_key, name="development", user_group=settings.default_user_group,
-                                      balance_millicredits=to_millicredits(credits))
+            await accounts.insert_key(
+                session,
+                new_key,
+                name="development",
+                user_group=settings.default_user_group,
+                balance_millicredits=to_millicredits(credits),
+            )
             return new_key.plaintext
 
     plaintext = asyncio.run(_with_db(settings, work))
     if plaintext is None:
-        console.print("an API key already exists (see 'reelgate keys list'; make another with "
-                      "'reelgate keys create --name NAME --credits 100')")
+        console.print(
+            "an API key already exists (see 'reelgate keys list'; make another with "
+            "'reelgate keys create --name NAME --credits 100')"
+        )
         return
     console.print(f"\n[bold green]development API key[/bold green] ({credits:g} credits), shown once:\n")
     print(plaintext)
@@ -243,14 +277,20 @@ def keys_bootstrap(
 
 
 def _curl_example(base_url: str, key: str) -> str:
-    body = json.dumps({"model": DEFAULT_MODEL, "prompt": "slow zoom in on the astronaut",
-                       "image_urls": ["https://example.com/first-frame.jpg"], "duration": 5})
+    body = json.dumps(
+        {
+            "model": DEFAULT_MODEL,
+            "prompt": "slow zoom in on the astronaut",
+            "image_urls": ["https://example.com/first-frame.jpg"],
+            "duration": 5,
+        }
+    )
     return (
         f"curl -s {base_url}/v1/videos/generations \\\n"
         f"  -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}'\n"
         f"curl -s {base_url}/v1/tasks/TASK_ID -H 'Authorization: Bearer {key}'\n"
-        f"(image_urls also take data: URIs: \"data:image/png;base64,$(base64 -w0 photo.png)\")"
+        f'(image_urls also take data: URIs: "data:image/png;base64,$(base64 -w0 photo.png)")'
     )
 
 
@@ -297,22 +337,31 @@ def generate(
         engine = build_engines(settings, [engine_name])[engine_name]
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    pixels = [asyncio.run(_load_local_or_remote(settings, ref, index)) for index, ref in enumerate(image)]
+    pixels = [_load_image(settings, ref, index) for index, ref in enumerate(image)]
     ratio = aspect_ratio or nearest_aspect_ratio(pixels[0].shape[1], pixels[0].shape[0])
     job = Job(task_id="local", images=pixels, prompt=prompt, aspect_ratio=ratio, duration_s=duration, seed=seed)
 
-    with tempfile.TemporaryDirectory() as scratch, Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=err,
-    ) as progress:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress,
+    ):
         bar = progress.add_task(f"{engine_name} {ratio} {duration}s", total=1.0)
         ctx = _CliContext(Path(scratch), progress, bar)
         try:
             result = engine.run(job, ctx, output)
         except JobCancelled:
             raise _fail("cancelled") from None
-    console.print(f"wrote [bold]{output}[/bold]: {result.width}x{result.height}, {result.frames} frames at "
-                  f"{result.fps} fps ({', '.join(f'{k}={v}' for k, v in result.info.items())})")
+    console.print(
+        f"wrote [bold]{output}[/bold]: {result.width}x{result.height}, {result.frames} frames at "
+        f"{result.fps} fps ({', '.join(f'{k}={v}' for k, v in result.info.items())})"
+    )
 
 
 class _CliContext:
@@ -330,33 +379,40 @@ class _CliContext:
         return self._stop.is_set()
 
 
-async def _load_local_or_remote(settings: Settings, ref: str, index: int) -> RGBImage:
-    from reelgate.egress.client import EgressClient
-    from reelgate.media.images import ImageRejected, decode_image, load_image
+def _load_image(settings: Settings, ref: str, index: int) -> RGBImage:
+    from reelgate.media.images import ImageRejected, decode_image
 
     param = f"--image #{index + 1}"
     try:
         if ref.startswith(("http://", "https://", "data:")):
-            async with EgressClient(allow_private_networks=settings.allow_private_networks,
-                                    ca_bundle=settings.egress_ca_bundle) as client:
-                decoded = await load_image(ref, param=param, client=client, max_bytes=settings.max_image_bytes,
-                                           max_pixels=settings.max_image_pixels,
-                                           timeout_s=settings.image_fetch_timeout_s)
-        else:
-            path = Path(ref)
-            if not path.is_file():
-                raise _fail(f"{param}: no such file: {ref}")
-            if path.stat().st_size > settings.max_image_bytes:
-                raise _fail(f"{param}: larger than {settings.max_image_mb:g} MB")
-            decoded = decode_image(path.read_bytes(), max_pixels=settings.max_image_pixels, param=param)
+            return asyncio.run(_load_remote(settings, ref, param))
+        path = Path(ref)
+        if not path.is_file():
+            raise _fail(f"{param}: no such file: {ref}")
+        if path.stat().st_size > settings.max_image_bytes:
+            raise _fail(f"{param}: larger than {settings.max_image_mb:g} MB")
+        return decode_image(path.read_bytes(), max_pixels=settings.max_image_pixels, param=param).pixels
     except ImageRejected as rejected:
         raise _fail(f"{rejected.param}: {rejected.message}") from None
+
+
+async def _load_remote(settings: Settings, ref: str, param: str) -> RGBImage:
+    from reelgate.egress.client import EgressClient
+    from reelgate.media.images import load_image
+
+    async with EgressClient(
+        allow_private_networks=settings.allow_private_networks, ca_bundle=settings.egress_ca_bundle
+    ) as client:
+        decoded = await load_image(
+            ref,
+            param=param,
+            client=client,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            timeout_s=settings.image_fetch_timeout_s,
+        )
     return decoded.pixels
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m reelgate`
+if __name__ == "__main__":  # `python -m reelgate.cli`, as the tests start processes
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

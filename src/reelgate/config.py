@@ -63,10 +63,13 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str) -> str:
         # Users paste plain URLs; the service talks to databases through async drivers only.
-        for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"),
-                              ("sqlite://", "sqlite+aiosqlite://")):
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
             if value.startswith(plain):
-                return driver + value[len(plain):]
+                return driver + value[len(plain) :]
         return value
 
     @property

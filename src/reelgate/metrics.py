@@ -15,10 +15,10 @@ class Metrics:
             registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-        self.tasks = Gauge("reelgate_tasks", "Tasks by status (read from the database)", ["status"],
-                           registry=self.registry)
-        self.queue_depth = Gauge("reelgate_queue_depth", "Pending tasks ready to be claimed",
-                                 registry=self.registry)
+        self.tasks = Gauge(
+            "reelgate_tasks", "Tasks by status (read from the database)", ["status"], registry=self.registry
+        )
+        self.queue_depth = Gauge("reelgate_queue_depth", "Pending tasks ready to be claimed", registry=self.registry)
         self.engine_seconds = Histogram(
             "reelgate_engine_seconds",
             "Wall time of engine runs in this process",
@@ -27,6 +27,8 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320, 640),
         )
         self.tasks_finished = Counter(
-            "reelgate_tasks_finished", "Tasks ended by workers of this process", ["engine", "status"],
+            "reelgate_tasks_finished",
+            "Tasks ended by workers of this process",
+            ["engine", "status"],
             registry=self.registry,
         )

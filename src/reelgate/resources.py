@@ -66,8 +66,9 @@ class Resources:
             db=database_for(settings),
             storage=LocalStorage(settings.videos_dir),
             links=LinkSigner(load_secret_key(settings), settings.public_url or DEFAULT_PUBLIC_URL),
-            egress=EgressClient(allow_private_networks=settings.allow_private_networks,
-                                ca_bundle=settings.egress_ca_bundle),
+            egress=EgressClient(
+                allow_private_networks=settings.allow_private_networks, ca_bundle=settings.egress_ca_bundle
+            ),
             registry=EngineRegistry(build_engines(settings), settings.models),
             metrics=metrics or Metrics(),
             scratch_root=scratch_root,

@@ -72,9 +72,7 @@ def test_create_returns_pending_task_object(client: TestClient, api_key: str) ->
         ({"model": 5}, "model"),
     ],
 )
-def test_invalid_fields_name_the_param(
-    client: TestClient, api_key: str, overrides: dict[str, Any], param: str
-) -> None:
+def test_invalid_fields_name_the_param(client: TestClient, api_key: str, overrides: dict[str, Any], param: str) -> None:
     response = client.post("/v1/videos/generations", json=body(**overrides), headers=auth(api_key))
     assert_envelope(response, 400, "invalid_request_error", param)
 
@@ -84,7 +82,9 @@ def test_missing_required_field(client: TestClient, api_key: str, missing: str) 
     value = body()
     del value[missing]
     error = assert_envelope(
-        client.post("/v1/videos/generations", json=value, headers=auth(api_key)), 400, "invalid_request_error",
+        client.post("/v1/videos/generations", json=value, headers=auth(api_key)),
+        400,
+        "invalid_request_error",
         missing,
     )
     assert missing in error["message"]
@@ -127,10 +127,12 @@ def test_insufficient_credits_is_402_and_nothing_is_created(client: TestClient, 
 
 def test_framework_errors_use_the_envelope(client: TestClient, api_key: str) -> None:
     headers = {**auth(api_key), "Content-Type": "application/json"}
-    assert_envelope(client.post("/v1/videos/generations", content=b"{not json", headers=headers), 400,
-                    "invalid_request_error")
-    assert_envelope(client.post("/v1/videos/generations", content=b"[1, 2]", headers=headers), 400,
-                    "invalid_request_error")
+    assert_envelope(
+        client.post("/v1/videos/generations", content=b"{not json", headers=headers), 400, "invalid_request_error"
+    )
+    assert_envelope(
+        client.post("/v1/videos/generations", content=b"[1, 2]", headers=headers), 400, "invalid_request_error"
+    )
     assert_envelope(client.post("/v1/videos/generations", headers=auth(api_key)), 400, "invalid_request_error")
     assert_envelope(client.get("/v1/nowhere"), 404, "not_found_error")
     wrong = client.delete("/v1/videos/generations", headers=auth(api_key))
@@ -141,8 +143,7 @@ def test_framework_errors_use_the_envelope(client: TestClient, api_key: str) -> 
 def test_oversized_body_is_413_in_the_envelope(client: TestClient, api_key: str, settings: Any) -> None:
     huge = b'{"prompt": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
     headers = {**auth(api_key), "Content-Type": "application/json"}
-    assert_envelope(client.post("/v1/videos/generations", content=huge, headers=headers), 413,
-                    "invalid_request_error")
+    assert_envelope(client.post("/v1/videos/generations", content=huge, headers=headers), 413, "invalid_request_error")
 
     def chunks() -> Any:  # no Content-Length: the limit counts bytes as they arrive
         yield b'{"prompt": "'
@@ -150,37 +151,43 @@ def test_oversized_body_is_413_in_the_envelope(client: TestClient, api_key: str,
             yield b"x" * (1024 * 1024)
         yield b'"}'
 
-    assert_envelope(client.post("/v1/videos/generations", content=chunks(), headers=headers), 413,
-                    "invalid_request_error")
+    assert_envelope(
+        client.post("/v1/videos/generations", content=chunks(), headers=headers), 413, "invalid_request_error"
+    )
 
 
 def test_task_id_rules(client: TestClient, api_key: str, settings: Any) -> None:
     assert_envelope(client.get("/v1/tasks/abc", headers=auth(api_key)), 400, "invalid_request_error", "task_id")
-    missing = assert_envelope(client.get("/v1/tasks/task-unified-1-abcdefgh", headers=auth(api_key)), 404,
-                              "not_found_error", "task_id")
+    missing = assert_envelope(
+        client.get("/v1/tasks/task-unified-1-abcdefgh", headers=auth(api_key)), 404, "not_found_error", "task_id"
+    )
     assert missing["message"] == "Task not found or expired"
     task_id = client.post("/v1/videos/generations", json=body(), headers=auth(api_key)).json()["id"]
     other = create_key(settings, name="other")
     other_answer = client.get(f"/v1/tasks/{task_id}", headers=auth(other))
     assert other_answer.status_code == 404 and other_answer.json()["error"] == missing
-    assert_envelope(client.post(f"/v1/tasks/{task_id}/cancel", headers=auth(other)), 404, "not_found_error",
-                    "task_id")
+    assert_envelope(client.post(f"/v1/tasks/{task_id}/cancel", headers=auth(other)), 404, "not_found_error", "task_id")
 
 
 def test_cancel_releases_credits_and_ends_failed(client: TestClient, settings: Any) -> None:
     key = create_key(settings, credits=5)
     task = client.post("/v1/videos/generations", json=body(), headers=auth(key)).json()
-    assert_envelope(client.post("/v1/videos/generations", json=body(), headers=auth(key)), 402,
-                    "insufficient_quota_error")
+    assert_envelope(
+        client.post("/v1/videos/generations", json=body(), headers=auth(key)), 402, "insufficient_quota_error"
+    )
     cancelled = client.post(f"/v1/tasks/{task['id']}/cancel", headers=auth(key))
     assert cancelled.status_code == 200, cancelled.text
     result = cancelled.json()
     assert result["status"] == "failed"
-    assert result["error"] == {"code": "request_cancelled", "message": "Task cancelled by request",
-                               "type": "task_error"}
+    assert result["error"] == {
+        "code": "request_cancelled",
+        "message": "Task cancelled by request",
+        "type": "task_error",
+    }
     assert result["task_info"]["can_cancel"] is False
-    assert_envelope(client.post(f"/v1/tasks/{task['id']}/cancel", headers=auth(key)), 400,
-                    "invalid_request_error", "task_id")
+    assert_envelope(
+        client.post(f"/v1/tasks/{task['id']}/cancel", headers=auth(key)), 400, "invalid_request_error", "task_id"
+    )
     # The 5 credits are back: a new 5 s task fits again.
     assert client.post("/v1/videos/generations", json=body(), headers=auth(key)).status_code == 200
 
@@ -202,12 +209,18 @@ def test_list_pages_newest_first_with_cursor(client: TestClient, settings: Any) 
             break
         after = page["next_cursor"]
     assert seen == list(reversed(created))
-    assert_envelope(client.get("/v1/tasks", params={"limit": 0}, headers=auth(key)), 400, "invalid_request_error",
-                    "limit")
-    assert_envelope(client.get("/v1/tasks", params={"limit": 101}, headers=auth(key)), 400,
-                    "invalid_request_error", "limit")
-    assert_envelope(client.get("/v1/tasks", params={"after": "task-unified-1-zzzzzzzz"}, headers=auth(key)), 400,
-                    "invalid_request_error", "after")
+    assert_envelope(
+        client.get("/v1/tasks", params={"limit": 0}, headers=auth(key)), 400, "invalid_request_error", "limit"
+    )
+    assert_envelope(
+        client.get("/v1/tasks", params={"limit": 101}, headers=auth(key)), 400, "invalid_request_error", "limit"
+    )
+    assert_envelope(
+        client.get("/v1/tasks", params={"after": "task-unified-1-zzzzzzzz"}, headers=auth(key)),
+        400,
+        "invalid_request_error",
+        "after",
+    )
 
 
 def test_openapi_describes_errors_not_422(client: TestClient) -> None:
@@ -215,8 +228,7 @@ def test_openapi_describes_errors_not_422(client: TestClient) -> None:
     create = document["paths"]["/v1/videos/generations"]["post"]
     assert "422" not in create["responses"]
     for status in ("400", "401", "402", "404"):
-        assert create["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith(
-            "ErrorResponse")
+        assert create["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
     assert "bearerAuth" in document["components"]["securitySchemes"]
 
 

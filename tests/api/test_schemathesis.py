@@ -14,6 +14,7 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from reelgate.app import create_app
 from reelgate.config import Settings
@@ -34,8 +35,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     app_settings = make_settings(Path(home), backend, allow_private_networks=False)
     migrate_db(app_settings)
     key = create_key(app_settings, credits=10**9)
-    server = _Server(uvicorn.Config(create_app(app_settings, workers=0), host="127.0.0.1", port=0,
-                                    log_config=None, lifespan="on"))
+    server = _Server(
+        uvicorn.Config(create_app(app_settings, workers=0), host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -53,4 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
 def test_api_conforms_to_its_openapi(case: Any, server: tuple[str, str]) -> None:
     base_url, key = server
     headers = auth(key) if case.operation.path.startswith("/v1/") else {}
-    case.call_and_validate(base_url=base_url, headers=headers)
+    # Acceptance of schema-valid data is not checked: a URL can match the schema and still be refused for
+    # reasons no schema states (a name that does not resolve, a data: URI that is not an image); those
+    # answers are documented 400s. Every other check (5xx, status codes, bodies, headers) runs.
+    case.call_and_validate(base_url=base_url, headers=headers, excluded_checks=[positive_data_acceptance])

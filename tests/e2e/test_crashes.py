@@ -141,8 +141,9 @@ def test_kill_9_worker_mid_task_is_recovered(tmp_path: Path, backend: Backend, p
     killed = read_task(settings, task_id)
     assert killed.status == "processing" and killed.attempt == 1
     processes.start("worker-b", ["worker", "--concurrency", "1"], env)
-    done = wait_until(lambda: (t := read_task(settings, task_id)).status == "completed" and t, 120,
-                      "worker B to complete the task")
+    done = wait_until(
+        lambda: (t := read_task(settings, task_id)).status == "completed" and t, 120, "worker B to complete the task"
+    )
     assert done.attempt == 2
     assert (settings.home / "videos" / f"{task_id}-a2.mp4").is_file()
     assert balance(settings, key) == 90_000  # captured once
@@ -160,8 +161,14 @@ def test_frozen_worker_cannot_overwrite_the_winner(tmp_path: Path, backend: Back
     wait_until(lambda: read_task(settings, task_id).status == "completed", 120, "worker B to complete")
     os.kill(stale.pid, signal.SIGCONT)
     # A wakes up believing it holds the task; its heartbeat or its final write must be refused.
-    wait_until(lambda: "lease" in processes.log("worker-a") and "lost" in processes.log("worker-a")
-               or "stopped" in processes.log("worker-a"), 60, "worker A to notice it lost the lease")
+    wait_until(
+        lambda: (
+            ("lease" in processes.log("worker-a") and "lost" in processes.log("worker-a"))
+            or "stopped" in processes.log("worker-a")
+        ),
+        60,
+        "worker A to notice it lost the lease",
+    )
     task = read_task(settings, task_id)
     assert task.status == "completed" and task.attempt == 2 and task.result_key == f"{task_id}-a2.mp4"
     assert not (settings.home / "videos" / f"{task_id}-a1.mp4").exists()

@@ -52,12 +52,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize(("duration", "ratio"), [(5, "16:9"), (10, "9:16")])
-def test_first_frame_video(running: TestClient, settings: Settings, tmp_path: Path, duration: int,
-                           ratio: str) -> None:
+def test_first_frame_video(running: TestClient, settings: Settings, tmp_path: Path, duration: int, ratio: str) -> None:
     key = create_key(settings)
     image = astronaut()
-    body = {"model": DEFAULT_MODEL, "prompt": "slow zoom in", "image_urls": [data_uri(image)],
-            "duration": duration, "aspect_ratio": ratio}
+    body = {
+        "model": DEFAULT_MODEL,
+        "prompt": "slow zoom in",
+        "image_urls": [data_uri(image)],
+        "duration": duration,
+        "aspect_ratio": ratio,
+    }
     created = running.post("/v1/videos/generations", json=body, headers=auth(key)).json()
     history = wait_done(running, key, created["id"])
     final = history[-1]
@@ -69,8 +73,13 @@ def test_first_frame_video(running: TestClient, settings: Settings, tmp_path: Pa
     assert download(running, final["results"][0], path).status_code == 200
     info = probe_video(path)
     width, height = output_size(ratio, settings.motion_short_side_px)
-    assert (info.width, info.height, info.frames, info.codec, info.pix_fmt) == (width, height, duration * 24,
-                                                                                "h264", "yuv420p")
+    assert (info.width, info.height, info.frames, info.codec, info.pix_fmt) == (
+        width,
+        height,
+        duration * 24,
+        "h264",
+        "yuv420p",
+    )
     first = next(iter(read_frames(path)))
     assert psnr(first, fit_to_frame(image, width, height)) > 30
 
@@ -78,8 +87,12 @@ def test_first_frame_video(running: TestClient, settings: Settings, tmp_path: Pa
 def test_first_and_last_frame_video(running: TestClient, settings: Settings, tmp_path: Path) -> None:
     key = create_key(settings)
     first, last = astronaut(), shifted(astronaut(), 24)
-    body = {"model": DEFAULT_MODEL, "prompt": "A cat walking gracefully",
-            "image_urls": [data_uri(first, "JPEG"), data_uri(last, "WEBP")], "aspect_ratio": "1:1"}
+    body = {
+        "model": DEFAULT_MODEL,
+        "prompt": "A cat walking gracefully",
+        "image_urls": [data_uri(first, "JPEG"), data_uri(last, "WEBP")],
+        "aspect_ratio": "1:1",
+    }
     created = running.post("/v1/videos/generations", json=body, headers=auth(key)).json()
     final = wait_done(running, key, created["id"])[-1]
     assert final["status"] == "completed", final

@@ -43,8 +43,9 @@ async def _create(settings: Settings, key_id: str, count: int = 1) -> list[str]:
     try:
         for _ in range(count):
             async with db.transaction() as session:
-                task = await service.create_task(session, settings, key=await _key(session, key_id), request=REQUEST,
-                                                 route=ROUTE)
+                task = await service.create_task(
+                    session, settings, key=await _key(session, key_id), request=REQUEST, route=ROUTE
+                )
                 ids.append(task.id)
     finally:
         await db.dispose()
@@ -72,18 +73,34 @@ def test_claim_fence_and_stale_writer(tmp_path: Path, backend: Backend) -> None:
             assert second is not None and second.attempt == 2
             stale, fresh = Fence(1, "A"), Fence(2, "B")
             async with db.transaction() as session:
-                assert not await queue_repo.heartbeat(session, task_id, stale, lease_s=30, progress=50,
-                                                      estimated_time_s=1, now=1e10 + 32)
-                assert await task_repo.mark_completed(session, task_id, fence=stale, result_key="x.mp4",
-                                                      result_info={}, now=1e10 + 32) is None
+                assert not await queue_repo.heartbeat(
+                    session, task_id, stale, lease_s=30, progress=50, estimated_time_s=1, now=1e10 + 32
+                )
+                assert (
+                    await task_repo.mark_completed(
+                        session, task_id, fence=stale, result_key="x.mp4", result_info={}, now=1e10 + 32
+                    )
+                    is None
+                )
                 task = await task_repo.get_task(session, task_id)
                 assert task is not None
-                assert await service.fail_task(session, task, code=TaskErrorCode.SERVICE_ERROR, message="stale",
-                                               from_statuses=(TaskStatus.PROCESSING,), fence=stale) is None
-                assert await queue_repo.heartbeat(session, task_id, fresh, lease_s=30, progress=50,
-                                                  estimated_time_s=1, now=1e10 + 32)
-                done = await task_repo.mark_completed(session, task_id, fence=fresh, result_key="y.mp4",
-                                                      result_info={}, now=1e10 + 33)
+                assert (
+                    await service.fail_task(
+                        session,
+                        task,
+                        code=TaskErrorCode.SERVICE_ERROR,
+                        message="stale",
+                        from_statuses=(TaskStatus.PROCESSING,),
+                        fence=stale,
+                    )
+                    is None
+                )
+                assert await queue_repo.heartbeat(
+                    session, task_id, fresh, lease_s=30, progress=50, estimated_time_s=1, now=1e10 + 32
+                )
+                done = await task_repo.mark_completed(
+                    session, task_id, fence=fresh, result_key="y.mp4", result_info={}, now=1e10 + 33
+                )
                 assert done is not None and done.status == "completed" and done.credits_state == "captured"
             async with db.read() as session:
                 task = await task_repo.get_task(session, task_id)
@@ -110,14 +127,25 @@ def test_cancel_and_finish_race_has_one_winner(tmp_path: Path, backend: Backend)
                 async with db.transaction() as session:
                     task = await task_repo.get_task(session, task_id)
                     assert task is not None
-                    return await service.fail_task(session, task, code=TaskErrorCode.REQUEST_CANCELLED,
-                                                   message="cancelled", from_statuses=(TaskStatus.PENDING,
-                                                                                       TaskStatus.PROCESSING)) is not None
+                    return (
+                        await service.fail_task(
+                            session,
+                            task,
+                            code=TaskErrorCode.REQUEST_CANCELLED,
+                            message="cancelled",
+                            from_statuses=(TaskStatus.PENDING, TaskStatus.PROCESSING),
+                        )
+                        is not None
+                    )
 
             async def complete() -> bool:
                 async with db.transaction() as session:
-                    return await task_repo.mark_completed(session, task_id, fence=Fence(1, "A"), result_key="k.mp4",
-                                                          result_info={}, now=1e10 + 1) is not None
+                    return (
+                        await task_repo.mark_completed(
+                            session, task_id, fence=Fence(1, "A"), result_key="k.mp4", result_info={}, now=1e10 + 1
+                        )
+                        is not None
+                    )
 
             results = await asyncio.gather(cancel(), complete())
             assert sorted(results) == [False, True]
@@ -140,6 +168,7 @@ def test_concurrent_claimers_never_share_a_task(tmp_path: Path, backend: Backend
         ids = await _create(settings, key_id, count=12)
         db = database_for(settings)
         try:
+
             async def claimer(name: str) -> list[str]:
                 got = []
                 while True:
@@ -177,9 +206,14 @@ def test_exhausted_attempts_fail_and_refund(tmp_path: Path, backend: Backend) ->
                 exhausted = await queue_repo.expired_without_attempts(session, now=now)
                 assert [task.id for task in exhausted] == [task_id]
                 task = exhausted[0]
-                assert await service.fail_task(session, task, code=TaskErrorCode.SERVICE_ERROR, message="gone",
-                                               from_statuses=(TaskStatus.PROCESSING,),
-                                               fence=Fence(task.attempt, task.lease_owner or ""))
+                assert await service.fail_task(
+                    session,
+                    task,
+                    code=TaskErrorCode.SERVICE_ERROR,
+                    message="gone",
+                    from_statuses=(TaskStatus.PROCESSING,),
+                    fence=Fence(task.attempt, task.lease_owner or ""),
+                )
             async with db.read() as session:
                 task = await task_repo.get_task(session, task_id)
                 assert task is not None and task.status == "failed" and task.credits_state == "released"
@@ -196,11 +230,13 @@ def test_reserve_never_goes_negative_under_concurrency(tmp_path: Path, backend: 
     async def scenario() -> None:
         db = database_for(settings)
         try:
+
             async def one() -> bool:
                 try:
                     async with db.transaction() as session:
-                        await service.create_task(session, settings, key=await _key(session, key_id),
-                                                  request=REQUEST, route=ROUTE)
+                        await service.create_task(
+                            session, settings, key=await _key(session, key_id), request=REQUEST, route=ROUTE
+                        )
                     return True
                 except Exception as exc:
                     assert getattr(exc, "status", None) == 402

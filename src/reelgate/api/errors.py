@@ -77,9 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
-        return error_response(
-            ApiError(500, "Internal server error", fallback_suggestion="try again later")
-        )
+        return error_response(ApiError(500, "Internal server error", fallback_suggestion="try again later"))
 
 
 class BodySizeLimit:

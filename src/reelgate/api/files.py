@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from reelgate.api.auth import ResourcesDep
 from reelgate.api.responses import errors
+from reelgate.api.strict import reject_unknown_query
 from reelgate.errors import ApiError
 from reelgate.storage.local import InvalidKey
 
@@ -23,15 +24,20 @@ EXPIRED = "File not found or link expired"
     operation_id="getResultFile",
     summary="Download a result video through its signed 24-hour link (Range requests supported)",
     response_class=FileResponse,
-    responses={200: {"content": {"video/mp4": {}}, "description": "The MP4"}, 206: {"description": "A byte range"},
-               **errors(400, 404, 500)},
+    responses={
+        200: {"content": {"video/mp4": {}}, "description": "The MP4"},
+        206: {"description": "A byte range"},
+        **errors(400, 404, 500),
+    },
 )
 async def get_file(
+    request: Request,
     key: str,
     resources: ResourcesDep,
     expires: Annotated[int, Query(description="Unix time the link expires")],
     signature: Annotated[str, Query(max_length=128)],
 ) -> FileResponse:
+    reject_unknown_query(request, allowed=("expires", "signature"))
     if not resources.links.is_valid(key, expires_at=expires, signature=signature, now=time.time()):
         raise ApiError(404, EXPIRED, param="signature")
     try:

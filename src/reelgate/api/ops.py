@@ -36,15 +36,20 @@ async def readyz(resources: ResourcesDep) -> dict[str, object]:
     return {"status": "ready", "engines": engines}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
 async def metrics(resources: ResourcesDep) -> Response:
     metrics = resources.metrics
     async with resources.db.read() as session:
         counts = await queue_repo.count_by_status(session)
         depth = await session.scalar(
-            select(func.count()).select_from(Task).where(Task.status == TaskStatus.PENDING,
-                                                         Task.available_at <= time.time())
+            select(func.count())
+            .select_from(Task)
+            .where(Task.status == TaskStatus.PENDING, Task.available_at <= time.time())
         )
     for status in TaskStatus:
         metrics.tasks.labels(str(status)).set(counts.get(status, 0))

@@ -6,10 +6,11 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from reelgate.api.auth import CurrentKey, ResourcesDep
 from reelgate.api.responses import errors
+from reelgate.api.strict import reject_unknown_query
 from reelgate.egress.urls import validate_callback_url
 from reelgate.errors import ApiError
 from reelgate.media.images import validate_image_at_create
@@ -29,9 +30,7 @@ MAX_PAGE = 100
     summary="Create an image-to-video task",
     responses=errors(400, 401, 402, 404, 413, 500, 503),
 )
-async def create_video_generation(
-    body: CreateVideoRequest, key: CurrentKey, resources: ResourcesDep
-) -> TaskObject:
+async def create_video_generation(body: CreateVideoRequest, key: CurrentKey, resources: ResourcesDep) -> TaskObject:
     settings = resources.settings
     route = resources.registry.route(body.model, body.duration)
     for index, url in enumerate(body.image_urls):
@@ -75,11 +74,13 @@ async def get_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> Ta
     responses=errors(400, 401, 500),
 )
 async def list_tasks(
+    request: Request,
     key: CurrentKey,
     resources: ResourcesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size, 1..100")] = 20,
     after: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
 ) -> TaskList:
+    reject_unknown_query(request, allowed=("limit", "after"))
     settings = resources.settings
     async with resources.db.read() as session:
         cursor = None

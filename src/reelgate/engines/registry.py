@@ -40,11 +40,15 @@ class EngineRegistry:
         candidates = self.routes.get(model)
         if candidates is None:
             suggestion = next(iter(self.routes), None)
-            raise ApiError(404, f"Specified model not found: {model!r}", param="model",
-                           fallback_suggestion=suggestion)
+            raise ApiError(404, f"Specified model not found: {model!r}", param="model", fallback_suggestion=suggestion)
         for name in candidates:
             engine = self.engines.get(name)
             if engine is not None and engine.availability().ok:
                 return Route(model=model, engine=name, estimate_s=engine.estimate_seconds(duration_s))
-        raise ApiError(503, f"No engine can serve {model!r} right now", param="model",
-                       fallback_suggestion="retry after 30 seconds", headers={"Retry-After": "30"})
+        raise ApiError(
+            503,
+            f"No engine can serve {model!r} right now",
+            param="model",
+            fallback_suggestion="retry after 30 seconds",
+            headers={"Retry-After": "30"},
+        )

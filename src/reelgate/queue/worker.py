@@ -43,8 +43,10 @@ class Worker:
         self._last_recovery = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("worker started", extra={"owner": self.owner, "engines": list(self.engines),
-                                          "concurrency": self.concurrency})
+        log.info(
+            "worker started",
+            extra={"owner": self.owner, "engines": list(self.engines), "concurrency": self.concurrency},
+        )
         wake = self.resources.queue_wakeup
         while not stop.is_set():
             try:
@@ -60,8 +62,9 @@ class Worker:
                 log.exception("worker loop error; continuing")
             wake.clear()
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-            await asyncio.wait(waiters, timeout=self.resources.settings.poll_interval_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self.resources.settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
             for waiter in waiters:
                 waiter.cancel()
         await self.shutdown()
@@ -81,7 +84,10 @@ class Worker:
         now = time.time()
         async with self.resources.db.transaction() as session:
             task = await queue_repo.claim(
-                session, engines=list(self.engines), owner=self.owner, lease_s=self.resources.settings.lease_s,
+                session,
+                engines=list(self.engines),
+                owner=self.owner,
+                lease_s=self.resources.settings.lease_s,
                 now=now,
             )
             if task is None:
@@ -115,9 +121,12 @@ class Worker:
             exhausted = await queue_repo.expired_without_attempts(session, now=now)
             for task in exhausted:
                 await service.fail_task(
-                    session, task, code=TaskErrorCode.SERVICE_ERROR,
+                    session,
+                    task,
+                    code=TaskErrorCode.SERVICE_ERROR,
                     message=f"The task's worker stopped {task.attempt} times; credits were released",
-                    from_statuses=(TaskStatus.PROCESSING,), fence=Fence(task.attempt, task.lease_owner or ""),
+                    from_statuses=(TaskStatus.PROCESSING,),
+                    fence=Fence(task.attempt, task.lease_owner or ""),
                 )
         for task_id in requeued:
             with task_context(task_id):

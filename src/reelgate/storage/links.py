@@ -26,4 +26,5 @@ class LinkSigner:
     def is_valid(self, key: str, *, expires_at: int, signature: str, now: float) -> bool:
         if now > expires_at:
             return False
-        return hmac.compare_digest(self.signature(key, expires_at), signature)
+        # Compared as bytes: compare_digest refuses non-ASCII str, and a link is user input.
+        return hmac.compare_digest(self.signature(key, expires_at).encode(), signature.encode(errors="replace"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -31,7 +32,5 @@ async def sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
             await sweep_expired_results(resources)
         except Exception:
             log.exception("result sweep failed; will retry")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=resources.settings.sweep_interval_s)
-        except TimeoutError:
-            pass

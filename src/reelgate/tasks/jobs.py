@@ -164,8 +164,13 @@ async def _store_and_complete(resources: Resources, claimed: ClaimedTask, result
     # The key carries the attempt: a stale worker that lost its lease can never overwrite the winner's file.
     key = f"{claimed.id}-a{claimed.fence.attempt}.mp4"
     await asyncio.to_thread(resources.storage.put, key, result.video_path)
-    info: dict[str, object] = {"width": result.width, "height": result.height, "frames": result.frames,
-                               "fps": result.fps, **result.info}
+    info: dict[str, object] = {
+        "width": result.width,
+        "height": result.height,
+        "frames": result.frames,
+        "fps": result.fps,
+        **result.info,
+    }
     async with resources.db.transaction() as session:
         won = await task_repo.mark_completed(
             session, claimed.id, fence=claimed.fence, result_key=key, result_info=info, now=time.time()
@@ -192,13 +197,18 @@ async def _fail(resources: Resources, claimed: ClaimedTask, code: TaskErrorCode,
 async def _retry_or_fail(resources: Resources, claimed: ClaimedTask) -> None:
     attempt = claimed.fence.attempt
     if attempt >= claimed.max_attempts:
-        await _fail(resources, claimed, TaskErrorCode.SERVICE_ERROR,
-                    f"Generation failed after {attempt} attempts; credits were released")
+        await _fail(
+            resources,
+            claimed,
+            TaskErrorCode.SERVICE_ERROR,
+            f"Generation failed after {attempt} attempts; credits were released",
+        )
         return
     backoff_s = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1]
     now = time.time()
     async with resources.db.transaction() as session:
-        requeued = await queue_repo.retry_later(session, claimed.id, claimed.fence, available_at=now + backoff_s,
-                                                now=now)
+        requeued = await queue_repo.retry_later(
+            session, claimed.id, claimed.fence, available_at=now + backoff_s, now=now
+        )
     if requeued:
         log.warning("attempt failed; retrying later", extra={"attempt": attempt, "backoff_s": backoff_s})

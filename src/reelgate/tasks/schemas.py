@@ -5,7 +5,7 @@ The request is strict as the seed's schema says: `duration: "5"` is an error, no
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,17 +23,23 @@ class CreateVideoRequest(BaseModel):
         extra="ignore",
         json_schema_extra={
             "examples": [
-                {"model": DEFAULT_MODEL, "prompt": "A cat walking gracefully",
-                 "image_urls": ["https://example.com/first-frame.jpg"]},
-                {"model": DEFAULT_MODEL, "prompt": "A cat walking gracefully",
-                 "image_urls": ["https://example.com/first-frame.jpg", "https://example.com/last-frame.jpg"]},
+                {
+                    "model": DEFAULT_MODEL,
+                    "prompt": "A cat walking gracefully",
+                    "image_urls": ["https://example.com/first-frame.jpg"],
+                },
+                {
+                    "model": DEFAULT_MODEL,
+                    "prompt": "A cat walking gracefully",
+                    "image_urls": ["https://example.com/first-frame.jpg", "https://example.com/last-frame.jpg"],
+                },
             ]
         },
     )
 
     model: str = Field(min_length=1, max_length=200, description="Video generation model name")
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="What video to generate")
-    image_urls: list[str] = Field(
+    image_urls: list[Annotated[str, Field(json_schema_extra={"format": "uri"})]] = Field(
         min_length=1,
         max_length=2,
         description="1 image = first frame; 2 images = first and last frame. http(s) URLs or "
@@ -44,7 +50,10 @@ class CreateVideoRequest(BaseModel):
     )
     duration: Literal[5, 10] = Field(5, description="Seconds of video: 5 or 10. Billing follows it.")
     callback_url: str | None = Field(
-        None, max_length=MAX_CALLBACK_URL_CHARS, description="HTTPS URL called when the task ends."
+        None,
+        max_length=MAX_CALLBACK_URL_CHARS,
+        description="HTTPS URL called when the task ends (no internal addresses).",
+        json_schema_extra={"format": "uri", "pattern": "^https://"},
     )
 
 

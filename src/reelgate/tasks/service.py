@@ -120,7 +120,10 @@ async def cancel_task(session: AsyncSession, settings: Settings, key: ApiKey, ta
     if task.status not in UNFINISHED:
         raise ApiError(400, f"Task is already {task.status} and can no longer be cancelled", param="task_id")
     cancelled = await fail_task(
-        session, task, code=TaskErrorCode.REQUEST_CANCELLED, message="Task cancelled by request",
+        session,
+        task,
+        code=TaskErrorCode.REQUEST_CANCELLED,
+        message="Task cancelled by request",
         from_statuses=UNFINISHED,
     )
     if cancelled is None:
@@ -160,19 +163,19 @@ def task_object(task: Task, *, links: LinkSigner, settings: Settings) -> TaskObj
         id=task.id,
         model=task.model,
         progress=task.progress,
-        status=task.status,  # type: ignore[arg-type]
+        status=task.status,
         task_info=TaskInfo(
             can_cancel=task.status in UNFINISHED,
             estimated_time=task.estimated_time_s if task.status in UNFINISHED else 0,
             video_duration=task.duration_s,
             engine=task.engine,
             method=info.get("method"),
-            aspect_ratio=task.aspect_ratio,  # type: ignore[arg-type]
+            aspect_ratio=task.aspect_ratio,
             resolution=f"{info['width']}x{info['height']}" if "width" in info else None,
             seed=task.seed,
         ),
         usage=Usage(
-            billing_rule=task.billing_rule,  # type: ignore[arg-type]
+            billing_rule=task.billing_rule,
             credits_reserved=to_credits(task.credits_reserved_millicredits),
             user_group=task.user_group,
         ),

@@ -1,9 +1,9 @@
 """Task states. Only these four strings ever leave the service (CONTRACT.md section 3).
 
-    pending --claim--> processing --finish--> completed
-       |                   |  \\--fail-------> failed (error.code says why)
-       \\--cancel-----------+--cancel--------> failed (request_cancelled)
-    processing --lease expired--> pending (attempt+1)   [until max attempts, then failed + refund]
+pending --claim--> processing --finish--> completed
+   |                   |  \\--fail-------> failed (error.code says why)
+   \\--cancel-----------+--cancel--------> failed (request_cancelled)
+processing --lease expired--> pending (attempt+1)   [until max attempts, then failed + refund]
 """
 
 from __future__ import annotations
