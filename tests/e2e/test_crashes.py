@@ -202,3 +202,23 @@ def _ready(base_url: str) -> bool:
         return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_api_only_server_and_standalone_worker(tmp_path: Path, backend: Backend, processes: Processes) -> None:
+    """How a second machine joins: `serve --workers 0` queues, a separate `reelgate worker` runs the task."""
+    settings = crash_settings(tmp_path, backend)
+    key = create_key(settings, credits=100)
+    env = settings_env(settings)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env["REELGATE_PUBLIC_URL"] = base_url
+    processes.start("api", ["serve", "--port", str(port), "--workers", "0"], env)
+    wait_until(lambda: _ready(base_url), 30, "the API to start")
+    task_id = create_via_api(base_url, key, duration=5)
+    time.sleep(1.0)
+    assert read_task(settings, task_id).status == "pending"  # nobody claims it in an API-only server
+    processes.start("worker", ["worker", "--engines", "motion", "--concurrency", "2"], env)
+    wait_until(lambda: read_task(settings, task_id).status == "completed", 120, "the worker to complete it")
+    answer = httpx.get(f"{base_url}/v1/tasks/{task_id}", headers=auth(key), timeout=10).json()
+    video = httpx.get(answer["results"][0], timeout=10)
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"

@@ -113,9 +113,7 @@ def test_resolve_checked_allows_private_when_asked() -> None:
 
 
 def test_resolve_checked_public_literal_needs_no_dns() -> None:
-    assert asyncio.run(resolve_checked("8.8.8.8", 443, allow_private=False)) == [
-        ipaddress.IPv4Address("8.8.8.8")
-    ]
+    assert asyncio.run(resolve_checked("8.8.8.8", 443, allow_private=False)) == [ipaddress.IPv4Address("8.8.8.8")]
 
 
 def test_unresolvable_name_is_an_egress_error_not_a_block() -> None:

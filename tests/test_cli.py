@@ -1,0 +1,84 @@
+"""The `reelgate` command line, run in-process with Typer's runner against a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reelgate.cli import app
+from reelgate.config import Settings
+from reelgate.media.video import probe_video
+from tests.conftest import settings_env
+from tests.images import astronaut, encode, shifted
+
+runner = CliRunner()
+
+
+def run(settings: Settings, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env=settings_env(settings))
+    return result.exit_code, result.output
+
+
+def test_keys_create_json_list_and_revoke(settings: Settings) -> None:
+    code, output = run(settings, "keys", "create", "--name", "ci", "--credits", "12.5", "--json")
+    assert code == 0, output
+    created = json.loads(output)
+    assert created["key"].startswith("rg_") and created["name"] == "ci" and created["credits"] == 12.5
+    code, output = run(settings, "keys", "list")
+    assert code == 0 and created["id"] in output and "12.5" in output and "active" in output
+    assert run(settings, "keys", "revoke", created["id"])[0] == 0
+    assert "revoked" in run(settings, "keys", "list")[1]
+    code, output = run(settings, "keys", "revoke", created["id"])
+    assert code == 1 and "no active key" in output
+
+
+def test_bootstrap_creates_one_dev_key_and_prints_curl(settings: Settings) -> None:
+    code, output = run(settings, "keys", "bootstrap", "--base-url", "http://127.0.0.1:9999")
+    assert code == 0, output
+    assert "rg_" in output and "curl -s http://127.0.0.1:9999/v1/videos/generations" in output
+    code, output = run(settings, "keys", "bootstrap")
+    assert code == 0 and "already exists" in output and "rg_" not in output
+
+
+def test_commands_refuse_an_unmigrated_database(tmp_path: Path) -> None:
+    fresh = Settings(home=tmp_path / "fresh")
+    code, output = run(fresh, "keys", "list")
+    assert code == 1 and "reelgate migrate" in output
+    code, output = run(fresh, "migrate")
+    assert code == 0 and "revision" in output
+    assert run(fresh, "keys", "list")[0] == 0
+
+
+def test_generate_one_and_two_images(settings: Settings, tmp_path: Path) -> None:
+    first, last = tmp_path / "first.jpg", tmp_path / "last.png"
+    first.write_bytes(encode(astronaut(), "JPEG"))
+    last.write_bytes(encode(shifted(astronaut(), 20)))
+    out = tmp_path / "one.mp4"
+    code, output = run(settings, "generate", "--image", str(first), "--prompt", "pan left", "-o", str(out),
+                       "--aspect-ratio", "16:9")
+    assert code == 0, output
+    info = probe_video(out)
+    assert (info.frames, info.width / info.height) == (120, 16 / 9)
+    out2 = tmp_path / "two.mp4"
+    code, output = run(settings, "generate", "--image", str(first), "--image", str(last), "--prompt", "morph",
+                       "--duration", "10", "-o", str(out2))
+    assert code == 0, output
+    assert probe_video(out2).frames == 240 and "method=" in output
+
+
+def test_generate_rejects_bad_input_clearly(settings: Settings, tmp_path: Path) -> None:
+    code, output = run(settings, "generate", "--image", str(tmp_path / "missing.png"), "--prompt", "x")
+    assert code == 1 and "no such file" in output
+    not_image = tmp_path / "text.png"
+    not_image.write_text("hello")
+    code, output = run(settings, "generate", "--image", str(not_image), "--prompt", "x")
+    assert code == 1 and "--image #1" in output
+    code, output = run(settings, "generate", "--image", str(not_image), "--prompt", "x", "--duration", "7")
+    assert code == 1 and "5 or 10" in output
+
+
+def test_engines_list(settings: Settings) -> None:
+    code, output = run(settings, "engines", "list")
+    assert code == 0 and "motion" in output and "kling-o1-image-to-video" in output
