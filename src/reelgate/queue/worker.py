@@ -18,6 +18,7 @@ from reelgate.engines.base import Engine
 from reelgate.errors import TaskErrorCode
 from reelgate.logs import task_context
 from reelgate.queue import repository as queue_repo
+from reelgate.queue.notify import listen_for_tasks
 from reelgate.resources import Resources
 from reelgate.tasks import service
 from reelgate.tasks.jobs import ClaimedTask, run_claimed_task
@@ -48,6 +49,9 @@ class Worker:
             extra={"owner": self.owner, "engines": list(self.engines), "concurrency": self.concurrency},
         )
         wake = self.resources.queue_wakeup
+        listener = None
+        if not self.resources.db.is_sqlite:
+            listener = asyncio.create_task(listen_for_tasks(self.resources.db.url, wake, stop))
         while not stop.is_set():
             try:
                 await self._recover_if_due()
@@ -67,6 +71,8 @@ class Worker:
             )
             for waiter in waiters:
                 waiter.cancel()
+        if listener is not None:
+            await asyncio.gather(listener, return_exceptions=True)
         await self.shutdown()
 
     def _job_done(self, job: asyncio.Task[None]) -> None:

@@ -16,6 +16,7 @@ from reelgate.accounts.credits import to_credits, to_millicredits
 from reelgate.config import Settings
 from reelgate.db.models import ApiKey, Task
 from reelgate.errors import ApiError, TaskErrorCode
+from reelgate.queue.notify import notify_new_task
 from reelgate.storage.links import LinkSigner
 from reelgate.tasks import repository
 from reelgate.tasks.repository import Fence
@@ -94,6 +95,8 @@ async def create_task(
         credits_state="held",
     )
     await repository.insert_task(session, task)
+    # Delivered only if this transaction commits: a worker is never woken for a task that does not exist.
+    await notify_new_task(session)
     return task
 
 

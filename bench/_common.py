@@ -1,0 +1,95 @@
+"""Helpers shared by the benchmarks: percentiles, a throwaway home with a migrated SQLite database and a key,
+and running a server process until it is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from reelgate.accounts import repository as accounts
+from reelgate.accounts.keys import generate_key
+from reelgate.config import Settings
+from reelgate.db import migrate
+from reelgate.resources import database_for
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(values_s: list[float]) -> str:
+    ms = [v * 1000 for v in values_s]
+    return (
+        f"p50 {percentile(ms, 50):7.2f} ms  p90 {percentile(ms, 90):7.2f} ms  p99 {percentile(ms, 99):7.2f} ms"
+        f"  mean {statistics.fmean(ms):7.2f} ms"
+    )
+
+
+def fresh_home(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"reelgate-bench-{prefix}-"))
+
+
+def prepared_settings(home: Path, **overrides: object) -> tuple[Settings, str]:
+    settings = Settings(home=home, **overrides)  # type: ignore[arg-type]
+
+    async def run() -> str:
+        db = database_for(settings)
+        try:
+            await migrate.upgrade(db)
+            new_key = generate_key()
+            async with db.transaction() as session:
+                await accounts.insert_key(
+                    session, new_key, name="bench", balance_millicredits=10**15, user_group="default"
+                )
+            return new_key.plaintext
+        finally:
+            await db.dispose()
+
+    return settings, asyncio.run(run())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen([sys.executable, *args], env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_ready(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        "REELGATE_HOME": str(settings.home),
+        "REELGATE_LOG_JSON": "true",
+        "REELGATE_LOG_LEVEL": "WARNING",
+        "REELGATE_DATABASE_URL": settings.database_url,
+        "REELGATE_MOTION_SHORT_SIDE_PX": str(settings.motion_short_side_px),
+        "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
+    }
