@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-
 from _common import free_port, fresh_home, prepared_settings, settings_env, start_process, summary_ms, wait_ready
 
 BODY = {
@@ -45,15 +45,18 @@ async def load(base_url: str, key: str, requests: int, concurrency: int) -> dict
             response.raise_for_status()
             return time.perf_counter() - started
 
-        for name, make in (("create", lambda _i: create_one()), ("query", query_one)):
-            semaphore = asyncio.Semaphore(concurrency)
+        semaphore = asyncio.Semaphore(concurrency)
 
-            async def bounded(index: int, make=make) -> float:  # type: ignore[no-untyped-def]
-                async with semaphore:
-                    return await make(index)
+        async def bounded(index: int, make: Callable[[int], Awaitable[float]]) -> float:
+            async with semaphore:
+                return await make(index)
 
+        async def create_indexed(_index: int) -> float:
+            return await create_one()
+
+        for name, make in (("create", create_indexed), ("query", query_one)):
             wall = time.perf_counter()
-            latencies = await asyncio.gather(*(bounded(i) for i in range(requests)))
+            latencies = await asyncio.gather(*(bounded(i, make) for i in range(requests)))
             results[name] = (requests / (time.perf_counter() - wall), list(latencies))
     return results
 

@@ -19,19 +19,19 @@ import time
 
 import httpx
 import numpy as np
-from PIL import Image
-from skimage import data
-
 from _common import (
     free_port,
     fresh_home,
+    percentile,
     prepared_settings,
     settings_env,
     start_process,
-    percentile,
     summary_ms,
     wait_ready,
 )
+from PIL import Image
+from skimage import data
+
 from reelgate.config import Settings
 from reelgate.db.models import Task
 from reelgate.resources import database_for
