@@ -20,6 +20,7 @@ from reelgate.egress.client import EgressClient
 from reelgate.errors import ApiError
 from reelgate.media.images import (
     MIN_SIDE_PX,
+    DecodedImage,
     ImageRejected,
     decode_data_uri,
     decode_image,
@@ -117,17 +118,17 @@ def test_tiny_images_rejected() -> None:
 
 
 def test_exif_orientation_applied() -> None:
-    # Stored 100 wide x 60 high, left half red; orientation 6 = rotate 90 degrees clockwise to display,
+    # Stored 200 wide x 120 high, left half red; orientation 6 = rotate 90 degrees clockwise to display,
     # which puts the stored left half on top.
-    stored = np.zeros((60, 100, 3), dtype=np.uint8)
-    stored[:, :50] = (255, 0, 0)
-    stored[:, 50:] = (0, 0, 255)
+    stored = np.zeros((120, 200, 3), dtype=np.uint8)
+    stored[:, :100] = (255, 0, 0)
+    stored[:, 100:] = (0, 0, 255)
     exif = Image.Exif()
     exif[0x0112] = 6
     data = encode(Image.fromarray(stored, "RGB"), "JPEG", quality=95, exif=exif.tobytes())
     pixels = decode_image(data, max_pixels=MAX_PIXELS, param=PARAM).pixels
-    assert pixels.shape == (100, 60, 3)
-    top, bottom = pixels[10, 30].astype(int), pixels[90, 30].astype(int)
+    assert pixels.shape == (200, 120, 3)
+    top, bottom = pixels[20, 60].astype(int), pixels[180, 60].astype(int)
     assert top[0] > 200 and top[2] < 50
     assert bottom[2] > 200 and bottom[0] < 50
 
@@ -143,7 +144,8 @@ def test_transparency_composited_on_white() -> None:
 def test_sixteen_bit_greyscale_scaled_not_clipped() -> None:
     grey = np.full((70, 70), 65535, dtype=np.uint16)
     grey[:, :35] = 32896  # 128 * 257
-    image = Image.fromarray(grey, "I;16")
+    image = Image.fromarray(grey)
+    assert image.mode == "I;16"
     pixels = decode_image(encode(image, "PNG"), max_pixels=MAX_PIXELS, param=PARAM).pixels
     assert (pixels[:, :35] == 128).all() and (pixels[:, 35:] == 255).all()
 
@@ -194,9 +196,7 @@ def test_data_uri_size_checked_before_decoding() -> None:
 def test_validate_at_create() -> None:
     good = data_uri(encode(gradient(), "PNG"))
     validate_image_at_create(good, param=PARAM, max_bytes=1 << 20, max_pixels=MAX_PIXELS, allow_private=False)
-    validate_image_at_create(
-        "https://example.com/cat.png", param=PARAM, max_bytes=1, max_pixels=1, allow_private=False
-    )
+    validate_image_at_create("https://example.com/cat.png", param=PARAM, max_bytes=1, max_pixels=1, allow_private=False)
     for bad in (
         data_uri(encode(gradient(), "GIF"), "image/gif"),
         data_uri(png_claiming(8000, 6000)),
@@ -217,9 +217,9 @@ class ImageHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/cat.txt":  # a misleading name and type: the bytes decide
-            body, status = encode(gradient(), "WEBP"), 200
+            body, status = encode(Image.new("RGB", (160, 90), "teal"), "WEBP"), 200
         elif self.path == "/big.png":
-            body, status = b"\x89PNG\r\n\x1a\n" + b"\x00" * 5000, 200
+            body, status = b"\x89PNG\r\n\x1a\n" + b"\x00" * 30_000, 200
         else:
             body, status = b"missing", 404
         self.send_response(status)
@@ -241,27 +241,34 @@ def image_server() -> Iterator[str]:
 def test_load_image_from_http_and_data(image_server: str) -> None:
     async def scenario() -> None:
         async with EgressClient(allow_private_networks=True) as client:
-            limits = {"client": client, "max_bytes": 4000, "max_pixels": MAX_PIXELS, "timeout_s": 5.0}
-            fetched = await load_image(f"{image_server}/cat.txt", param=PARAM, **limits)  # type: ignore[arg-type]
-            assert fetched.format == "webp" and fetched.pixels.shape == (90, 160, 3)
-            inline = await load_image(data_uri(encode(gradient(), "PNG")), param=PARAM, **limits)  # type: ignore[arg-type]
-            assert inline.format == "png"
 
+            async def load(url: str, param: str = PARAM) -> DecodedImage:
+                return await load_image(
+                    url, param=param, client=client, max_bytes=20_000, max_pixels=MAX_PIXELS, timeout_s=5.0
+                )
+
+            fetched = await load(f"{image_server}/cat.txt")
+            assert fetched.format == "webp" and fetched.pixels.shape == (90, 160, 3)
+            assert (await load(data_uri(encode(Image.new("RGB", (90, 90)), "PNG")))).format == "png"
             for url, expected in (
                 (f"{image_server}/missing.png", "could not be downloaded: localhost answered HTTP 404"),
-                (f"{image_server}/big.png", "is larger than the limit of 0.00381470 MB"),
+                (f"{image_server}/big.png", "is larger than the limit of 20000 bytes"),
                 ("data:image/png;base64,%%%", "the data URI is not valid base64"),
             ):
                 with pytest.raises(ImageRejected) as caught:
-                    await load_image(url, param="image_urls[1]", **limits)  # type: ignore[arg-type]
+                    await load(url, param="image_urls[1]")
                 assert caught.value.message == expected
                 assert str(caught.value) == f"image_urls[1]: {expected}"
 
         async with EgressClient(allow_private_networks=False) as strict:
             with pytest.raises(ImageRejected, match="private or internal"):
                 await load_image(
-                    f"{image_server}/cat.txt", param=PARAM, client=strict, max_bytes=1 << 20,
-                    max_pixels=MAX_PIXELS, timeout_s=5.0,
+                    f"{image_server}/cat.txt",
+                    param=PARAM,
+                    client=strict,
+                    max_bytes=1 << 20,
+                    max_pixels=MAX_PIXELS,
+                    timeout_s=5.0,
                 )
 
     asyncio.run(scenario())
