@@ -1,0 +1,1 @@
+"""Image intake (fetch, decode, validate) and frame geometry for the engines."""
