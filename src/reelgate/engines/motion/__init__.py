@@ -1,0 +1,5 @@
+"""The built-in CPU engine: camera moves over one image, an optical-flow morph between two."""
+
+from reelgate.engines.motion.engine import MotionEngine
+
+__all__ = ["MotionEngine"]
