@@ -56,14 +56,27 @@ def test_generate_one_and_two_images(settings: Settings, tmp_path: Path) -> None
     first.write_bytes(encode(astronaut(), "JPEG"))
     last.write_bytes(encode(shifted(astronaut(), 20)))
     out = tmp_path / "one.mp4"
-    code, output = run(settings, "generate", "--image", str(first), "--prompt", "pan left", "-o", str(out),
-                       "--aspect-ratio", "16:9")
+    code, output = run(
+        settings, "generate", "--image", str(first), "--prompt", "pan left", "-o", str(out), "--aspect-ratio", "16:9"
+    )
     assert code == 0, output
     info = probe_video(out)
     assert (info.frames, info.width / info.height) == (120, 16 / 9)
     out2 = tmp_path / "two.mp4"
-    code, output = run(settings, "generate", "--image", str(first), "--image", str(last), "--prompt", "morph",
-                       "--duration", "10", "-o", str(out2))
+    code, output = run(
+        settings,
+        "generate",
+        "--image",
+        str(first),
+        "--image",
+        str(last),
+        "--prompt",
+        "morph",
+        "--duration",
+        "10",
+        "-o",
+        str(out2),
+    )
     assert code == 0, output
     assert probe_video(out2).frames == 240 and "method=" in output
 

@@ -4,6 +4,7 @@ and kill -9 the whole embedded server. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -195,6 +196,9 @@ def test_kill_9_serve_loses_nothing(tmp_path: Path, backend: Backend, processes:
         answer = httpx.get(f"{base_url}/v1/tasks/{task_id}", headers=auth(key), timeout=10).json()
         assert answer["status"] == "completed" and answer["results"]
     assert balance(settings, key) == 70_000
+    metrics = httpx.get(f"{base_url}/metrics", timeout=10).text
+    assert 'reelgate_engine_seconds_count{engine="motion",outcome="completed"}' in metrics
+    assert 'reelgate_tasks{status="completed"} 3.0' in metrics
 
 
 def _ready(base_url: str) -> bool:
@@ -222,3 +226,8 @@ def test_api_only_server_and_standalone_worker(tmp_path: Path, backend: Backend,
     answer = httpx.get(f"{base_url}/v1/tasks/{task_id}", headers=auth(key), timeout=10).json()
     video = httpx.get(answer["results"][0], timeout=10)
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    # Structured logs: JSON lines, and every line about the task carries its id.
+    lines = [json.loads(line) for line in processes.log("worker").splitlines() if line.startswith("{")]
+    about_task = [line for line in lines if line["msg"] in ("claimed", "completed")]
+    assert [line["msg"] for line in about_task] == ["claimed", "completed"]
+    assert all(line["task_id"] == task_id for line in about_task)

@@ -51,8 +51,7 @@ def _psnr(a: Image, b: Image) -> float:
 
 
 def _job(images: list[Image], prompt: str = "", aspect_ratio: str = "16:9", duration_s: int = 5) -> Job:
-    return Job(task_id="task-1", images=images, prompt=prompt, aspect_ratio=aspect_ratio,
-               duration_s=duration_s, seed=7)
+    return Job(task_id="task-1", images=images, prompt=prompt, aspect_ratio=aspect_ratio, duration_s=duration_s, seed=7)
 
 
 def _first_and_last_frames(path: Path) -> tuple[Image, Image]:
@@ -85,8 +84,7 @@ def shifted_pair() -> tuple[Image, Image, Image, int]:
     Built at the output size so framing is the identity, which lets the test name the true
     in-between frame: the same crop of the photo, shifted by half the distance.
     """
-    scene = np.asarray(cv2.resize(_sample_photo("astronaut"), (320, 320), interpolation=cv2.INTER_AREA),
-                       dtype=np.uint8)
+    scene = np.asarray(cv2.resize(_sample_photo("astronaut"), (320, 320), interpolation=cv2.INTER_AREA), dtype=np.uint8)
     shift = 12
     top = 100
 
@@ -145,8 +143,7 @@ def test_full_720p_five_seconds(tmp_path: Path, photo: Image) -> None:
 def test_two_images_start_on_the_first_and_end_on_the_second(tmp_path: Path, photo: Image) -> None:
     second = np.ascontiguousarray(photo[30:, 40:])  # the same scene, reframed: flow explains it
     output = tmp_path / "out.mp4"
-    result = MotionEngine(SMALL).run(_job([photo, second], aspect_ratio="9:16"), RecordingContext(tmp_path),
-                                     output)
+    result = MotionEngine(SMALL).run(_job([photo, second], aspect_ratio="9:16"), RecordingContext(tmp_path), output)
 
     width, height = output_size("9:16", SMALL)
     assert result.info["method"] == "optical_flow"
@@ -186,8 +183,7 @@ def test_progress_rises_to_exactly_one(tmp_path: Path, photo: Image, images: str
 
 
 @pytest.mark.parametrize(("images", "cancel_after"), [("one", 0), ("one", 30), ("two", 0), ("two", 1), ("two", 50)])
-def test_cancellation_raises_and_leaves_no_file(tmp_path: Path, photo: Image, images: str,
-                                                cancel_after: int) -> None:
+def test_cancellation_raises_and_leaves_no_file(tmp_path: Path, photo: Image, images: str, cancel_after: int) -> None:
     pair = [photo] if images == "one" else [photo, photo]
     ctx = RecordingContext(tmp_path, cancel_after_reports=cancel_after)
     output = tmp_path / "out.mp4"
@@ -245,9 +241,21 @@ def test_speed_scales_the_zoom() -> None:
     assert 1.0 < slow.peak_zoom < normal.peak_zoom < fast.peak_zoom
 
 
-ALL_MOVES = [camera_move_from_prompt(prompt) for prompt in
-             ("zoom in", "fast zoom in", "fast pull back", "fast pan left", "pan right", "fast tilt up",
-              "tilt down", "zoom in panning right and tilting up fast", "static", "")]
+ALL_MOVES = [
+    camera_move_from_prompt(prompt)
+    for prompt in (
+        "zoom in",
+        "fast zoom in",
+        "fast pull back",
+        "fast pan left",
+        "pan right",
+        "fast tilt up",
+        "tilt down",
+        "zoom in panning right and tilting up fast",
+        "static",
+        "",
+    )
+]
 
 
 @pytest.mark.parametrize("move", ALL_MOVES, ids=lambda move: move.label)
