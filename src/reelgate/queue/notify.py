@@ -44,7 +44,7 @@ async def listen_for_tasks(sqlalchemy_url: str, wake: asyncio.Event, stop: async
             connection = await asyncpg.connect(dsn)
             await connection.add_listener(CHANNEL, on_notify)
             lost = asyncio.Event()
-            connection.add_termination_listener(lambda *_: lost.set())
+            connection.add_termination_listener(lambda *_args, lost=lost: lost.set())
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
