@@ -89,9 +89,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         asyncio.run(_exec_pg(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+def sqlite_backend_at(directory: Path) -> Backend:
+    return Backend("sqlite", f"sqlite+aiosqlite:///{directory / 'reelgate.db'}", "")
+
+
 @pytest.fixture
 def sqlite_backend(tmp_path: Path) -> Backend:
-    return Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}", "")
+    return sqlite_backend_at(tmp_path)
 
 
 def make_settings(home: Path, backend: Backend, **overrides: object) -> Settings:

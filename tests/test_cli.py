@@ -38,6 +38,7 @@ def test_bootstrap_creates_one_dev_key_and_prints_curl(settings: Settings) -> No
     code, output = run(settings, "keys", "bootstrap", "--base-url", "http://127.0.0.1:9999")
     assert code == 0, output
     assert "rg_" in output and "curl -s http://127.0.0.1:9999/v1/videos/generations" in output
+    assert "examples/first-frame.jpg" in output
     code, output = run(settings, "keys", "bootstrap")
     assert code == 0 and "already exists" in output and "rg_" not in output
 

@@ -119,6 +119,11 @@ def serve(
     concurrency = workers if workers is not None else (os.cpu_count() or 1)
     if concurrency < 0:
         raise _fail("--workers must be 0 or more")
+    err.print(
+        f"reelgate serving on http://{host}:{port} (docs: /docs) with "
+        + (f"{concurrency} in-process job slot(s)" if concurrency else "no workers (API only)")
+        + f"; data in {settings.home.resolve()}"
+    )
     uvicorn.run(
         create_app(settings, workers=concurrency),
         host=host,
@@ -277,20 +282,17 @@ def keys_bootstrap(
 
 
 def _curl_example(base_url: str, key: str) -> str:
+    # printf is a shell builtin, so the base64 text never meets the command-line length limit.
     body = json.dumps(
-        {
-            "model": DEFAULT_MODEL,
-            "prompt": "slow zoom in on the astronaut",
-            "image_urls": ["https://example.com/first-frame.jpg"],
-            "duration": 5,
-        }
+        {"model": DEFAULT_MODEL, "prompt": "slow push in", "image_urls": ["data:image/jpeg;base64,%s"] * 2}
     )
     return (
-        f"curl -s {base_url}/v1/videos/generations \\\n"
-        f"  -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
-        f"  -d '{body}'\n"
-        f"curl -s {base_url}/v1/tasks/TASK_ID -H 'Authorization: Bearer {key}'\n"
-        f'(image_urls also take data: URIs: "data:image/png;base64,$(base64 -w0 photo.png)")'
+        f"export KEY={key}\n"
+        f'printf \'{body}\' "$(base64 -w0 examples/first-frame.jpg)" "$(base64 -w0 examples/last-frame.jpg)" |\n'
+        f'  curl -s {base_url}/v1/videos/generations -H "Authorization: Bearer $KEY" \\\n'
+        f"    -H 'Content-Type: application/json' --data-binary @-\n"
+        f'curl -s {base_url}/v1/tasks/TASK_ID -H "Authorization: Bearer $KEY"   # poll every 3-5 s\n'
+        f"(image_urls also take http(s) URLs; more calls in README.md)"
     )
 
 

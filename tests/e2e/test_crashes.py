@@ -7,13 +7,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,41 +17,10 @@ from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import ApiKey, Task
 from reelgate.resources import database_for
 from tests.conftest import Backend, auth, create_key, make_settings, migrate_db, settings_env
+from tests.e2e.processes import Processes, free_port, ready, wait_until
 from tests.images import astronaut, data_uri
 
 pytestmark = pytest.mark.slow
-REELGATE = [sys.executable, "-m", "reelgate.cli"]
-
-
-class Processes:
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.tmp_path / f"{name}.log").open("wb")
-        process = subprocess.Popen([*REELGATE, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.started.append(process)
-        return process
-
-    def log(self, name: str) -> str:
-        return (self.tmp_path / f"{name}.log").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)
-                process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
 
 
 def read_task(settings: Settings, task_id: str) -> Task:
@@ -85,22 +49,6 @@ def balance(settings: Settings, plaintext: str) -> int:
             await db.dispose()
 
     return asyncio.run(run())
-
-
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def crash_settings(tmp_path: Path, backend: Backend) -> Settings:
@@ -184,13 +132,13 @@ def test_kill_9_serve_loses_nothing(tmp_path: Path, backend: Backend, processes:
     base_url = f"http://127.0.0.1:{port}"
     args = ["serve", "--port", str(port), "--workers", "1"]
     server = processes.start("serve-1", args, env)
-    wait_until(lambda: _ready(base_url), 30, "the server to start")
+    wait_until(lambda: ready(base_url), 30, "the server to start")
     task_ids = [create_via_api(base_url, key) for _ in range(3)]
     wait_until(lambda: read_task(settings, task_ids[0]).progress > 0, 60, "the first task to make progress")
     os.kill(server.pid, signal.SIGKILL)
     server.wait()
     processes.start("serve-2", args, env)
-    wait_until(lambda: _ready(base_url), 30, "the server to restart")
+    wait_until(lambda: ready(base_url), 30, "the server to restart")
     for task_id in task_ids:
         wait_until(lambda tid=task_id: read_task(settings, tid).status == "completed", 180, f"{task_id} to complete")
         answer = httpx.get(f"{base_url}/v1/tasks/{task_id}", headers=auth(key), timeout=10).json()
@@ -199,13 +147,6 @@ def test_kill_9_serve_loses_nothing(tmp_path: Path, backend: Backend, processes:
     metrics = httpx.get(f"{base_url}/metrics", timeout=10).text
     assert 'reelgate_engine_seconds_count{engine="motion",outcome="completed"}' in metrics
     assert 'reelgate_tasks{status="completed"} 3.0' in metrics
-
-
-def _ready(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_api_only_server_and_standalone_worker(tmp_path: Path, backend: Backend, processes: Processes) -> None:
@@ -217,7 +158,7 @@ def test_api_only_server_and_standalone_worker(tmp_path: Path, backend: Backend,
     base_url = f"http://127.0.0.1:{port}"
     env["REELGATE_PUBLIC_URL"] = base_url
     processes.start("api", ["serve", "--port", str(port), "--workers", "0"], env)
-    wait_until(lambda: _ready(base_url), 30, "the API to start")
+    wait_until(lambda: ready(base_url), 30, "the API to start")
     task_id = create_via_api(base_url, key, duration=5)
     time.sleep(1.0)
     assert read_task(settings, task_id).status == "pending"  # nobody claims it in an API-only server
