@@ -90,6 +90,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REELGATE_LOG_JSON": "true",
         "REELGATE_LOG_LEVEL": "WARNING",
         "REELGATE_DATABASE_URL": settings.database_url,
+        "REELGATE_DATABASE_SCHEMA": settings.database_schema,
         "REELGATE_MOTION_SHORT_SIDE_PX": str(settings.motion_short_side_px),
         "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
     }

@@ -16,7 +16,9 @@ import asyncio
 import base64
 import io
 import time
+import uuid
 
+import asyncpg
 import httpx
 import numpy as np
 from _common import (
@@ -75,14 +77,33 @@ def measure(settings: Settings, key: str, base_url: str, tasks: int) -> list[flo
     return latencies
 
 
+async def _pg_schema(url: str) -> str | None:
+    """A fresh schema on PostgreSQL, or None if it cannot be reached."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    return schema
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     options = parser.parse_args()
     results = {}
-    for mode in ("embedded", "polling"):
+    schema = asyncio.run(_pg_schema(options.postgres_url))
+    for mode in ["embedded", "polling"] + (["postgres-notify"] if schema else []):
         home = fresh_home(f"queue-{mode}")
-        settings, key = prepared_settings(home, motion_short_side_px=64, poll_interval_s=0.5)
+        extra: dict[str, object] = {}
+        if mode == "postgres-notify":
+            extra = {"database_url": options.postgres_url, "database_schema": schema}
+        settings, key = prepared_settings(home, motion_short_side_px=64, poll_interval_s=0.5, **extra)
         env = settings_env(settings)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -92,7 +113,7 @@ def main() -> None:
                 ["-m", "reelgate.cli", "serve", "--port", str(port), "--workers", workers], env, home / "serve.log"
             )
         ]
-        if mode == "polling":
+        if mode != "embedded":
             processes.append(
                 start_process(["-m", "reelgate.cli", "worker", "--concurrency", "4"], env, home / "worker.log")
             )
@@ -104,11 +125,17 @@ def main() -> None:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=30)
-    print(f"queue_latency: commit -> claim, {options.tasks} tasks, SQLite")
-    print(f"  embedded (in-process wake-up)   {summary_ms(results['embedded'])}")
-    print(f"  standalone worker (0.5 s poll)  {summary_ms(results['polling'])}")
-    ratio = percentile(results["polling"], 50) / max(percentile(results["embedded"], 50), 1e-9)
-    print(f"  ratio polling/embedded p50 = {ratio:.1f}x")
+    print(f"queue_latency: commit -> claim, {options.tasks} tasks")
+    print(f"  SQLite, embedded (in-process wake-up)        {summary_ms(results['embedded'])}")
+    print(f"  SQLite, standalone worker (0.5 s poll)       {summary_ms(results['polling'])}")
+    if "postgres-notify" in results:
+        print(f"  PostgreSQL, standalone worker (LISTEN/NOTIFY) {summary_ms(results['postgres-notify'])}")
+    else:
+        print(f"  PostgreSQL: not reachable at {options.postgres_url}, skipped")
+    embedded_p50 = max(percentile(results["embedded"], 50), 1e-9)
+    for mode in ("polling", "postgres-notify"):
+        if mode in results:
+            print(f"  ratio {mode}/embedded p50 = {percentile(results[mode], 50) / embedded_p50:.1f}x")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ class Worker:
         if not self.resources.db.is_sqlite:
             listener = asyncio.create_task(listen_for_tasks(self.resources.db.url, wake, stop))
         while not stop.is_set():
+            # Cleared before looking, not after: a wake-up that arrives while we claim is kept for the wait.
+            wake.clear()
             try:
                 await self._recover_if_due()
                 while len(self._running) < self.concurrency and not stop.is_set():
@@ -64,7 +66,6 @@ class Worker:
                     job.add_done_callback(self._job_done)
             except Exception:
                 log.exception("worker loop error; continuing")
-            wake.clear()
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
             await asyncio.wait(
                 waiters, timeout=self.resources.settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
