@@ -33,6 +33,7 @@ check: lint test
 bench: install
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/queue_latency.py
+	$(BIN)/python bench/motion.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

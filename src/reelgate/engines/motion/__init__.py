@@ -1,4 +1,4 @@
-"""The built-in CPU engine: camera moves over one image, an optical-flow morph between two."""
+"""The built-in CPU engine: camera moves over one image, a layered motion morph between two."""
 
 from reelgate.engines.motion.engine import MotionEngine
 

@@ -1,115 +1,64 @@
-"""Camera moves over one still image, chosen from the prompt.
+"""Camera moves over one still image, chosen from the prompt (`vocabulary.camera_move_from_prompt`).
 
 The contract makes the submitted image the first frame, so every path starts at the identity view
-(the whole framed image) and only ever moves *inside* the image: a view is a window of the framed
-image, `1/zoom` of its size, and the window never leaves the image, so no frame has a border.
-Consequences, stated plainly:
+(the whole framed image) and only ever looks *inside* the image: a view is a window of the framed
+image seen through a virtual camera, and at every frame the camera is zoomed in just enough that the
+window stays inside the image, so no frame has a border. Consequences, stated plainly:
 
-- "zoom in" / "push in": the window shrinks towards the centre.
-- "pan left/right", "tilt up/down": the window shrinks a little (to make room) and drifts that way;
-  the drift is always a fraction of the room the current zoom leaves, so it can never overshoot.
-- "zoom out" / "pull back": showing more than the image would need content we do not have, so the
-  move pushes in briskly over the first quarter and then pulls back, slower, to the full image for
-  the remaining three quarters: the dominant, final motion is a pull-back and it ends on the image.
-- "static": every frame is the image.
-- "slow" / "fast" scale the amplitude. No move named: a gentle, slow zoom in (a fast one if the
-  prompt only says "fast").
+- zoom in / push in: the window shrinks towards the centre.
+- pan / tilt: the window shrinks a little (to make room) and drifts that way; the drift is always a
+  fraction of the room the current view leaves, so it can never overshoot. A flat picture has no
+  parallax, so a camera that slides (truck, pedestal) and one that turns (pan, tilt) look alike here.
+- roll: the window turns about the centre, and the zoom grows with the angle to hide the corners.
+- orbit: the picture turns like a flat card seen by a camera circling it: the near side grows, the
+  far side shrinks (a keystone), again zoomed to stay inside. No depth is invented: a real orbit
+  would also show parallax, which a single image cannot supply honestly without a depth model.
+- zoom out / pull back: showing more than the image would need content we do not have, so the move
+  pushes in briskly over the first quarter and then pulls back, slower, to the full image for the
+  remaining three quarters: the dominant, final motion is a pull-back and it ends on the image.
+- static: every frame is the image. slow / fast scale every amplitude.
 
 Motion is eased (smoothstep) at both ends and sampled with sub-pixel precision, and nothing here is
-random, so the same prompt and image always give the same frames.
+random, so the same prompt and image always give the same frames (no jitter: every frame is a
+smooth function of time).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from reelgate.engines.base import RGBImage
+from reelgate.engines.motion.homography import scale_matrix
+from reelgate.engines.motion.vocabulary import CameraMove, camera_move_from_prompt
 from reelgate.media.framing import fit_to_frame
 
-# Peak zoom per (move kind, speed); 1.25 is a 25% push, a clear but unhurried move over 5-10 s.
-_PEAK_ZOOM: dict[str, dict[str, float]] = {
-    "zoom_in": {"slow": 1.12, "normal": 1.25, "fast": 1.45},
+__all__ = ["CameraMove", "CameraRenderer", "View", "camera_frames", "camera_move_from_prompt", "view_at"]
+
+Matrix = npt.NDArray[np.float64]
+
+# Peak zoom of a zoom move, and the zoom a pan/tilt takes to make room, per speed.
+_PEAK_ZOOM = {
+    "in": {"slow": 1.12, "normal": 1.25, "fast": 1.45},
     "pull_back": {"slow": 1.12, "normal": 1.25, "fast": 1.40},
     "drift": {"slow": 1.10, "normal": 1.18, "fast": 1.30},
 }
+_PEAK_ROLL_DEG = {"slow": 3.0, "normal": 5.0, "fast": 8.0}
+_PEAK_ORBIT_DEG = {"slow": 8.0, "normal": 12.0, "fast": 18.0}
+# Distance of the virtual camera from the picture, in picture widths (about a 53 degree lens).
+_CARD_DISTANCE = 1.0
 # Fraction of the duration a pull-back spends pushing in before it pulls back.
 _PULL_BACK_PEAK_AT = 0.25
 # Fraction of the duration a pan/tilt takes to reach its zoom, so the rest of the move reads as lateral.
 _DRIFT_ZOOM_LEAD = 0.4
 # Keep the window a hair inside the image so bilinear taps at its edge never need the border.
 _ROOM_MARGIN = 0.98
-
-_ZOOM = r"zoom(?:s|ing|ed)?"
-_PUSH = r"push(?:es|ing|ed)?"
-_PULL = r"pull(?:s|ing|ed)?"
-_DOLLY = r"dolly(?:ing)?|dollie[sd]"
-_PAN_VERB = r"pan(?:s|ning|ned)?"
-_CUES: dict[str, re.Pattern[str]] = {
-    "zoom_in": re.compile(rf"\b(?:{_ZOOM}|{_PUSH}|{_DOLLY})\s+in(?:to|wards?)?\b"),
-    "pull_back": re.compile(rf"\b(?:{_ZOOM}|{_DOLLY})\s+out\b|\b{_PULL}\s+back\b"),
-    "static": re.compile(
-        r"\bstatic\b|\blocked[\s-]off\b|\bno camera (?:movement|motion)\b|"
-        r"\b(?:still|fixed|stationary) camera\b|\bcamera (?:is |stays |remains )?still\b"
-    ),
-}
-# Only the camera verbs: "truck"/"move left" read too often as nouns or as the subject's motion.
-_PAN = re.compile(
-    rf"\b(?:{_PAN_VERB})\s+"
-    r"(?:to\s+the\s+|towards?\s+the\s+)?(?P<side>left|right)\b"
-)
-_TILT = re.compile(
-    rf"\b(?:tilt(?:s|ing|ed)?|{_PAN_VERB}|cran(?:e|es|ing|ed)|pedestal(?:s|ing|ed)?)\s+"
-    r"(?P<side>up|down)(?:wards?)?\b"
-)
-_SLOW = re.compile(r"\b(?:slow(?:ly)?|gentl[ey]|subtle|subtly|calm(?:ly)?|leisurely)\b")
-_FAST = re.compile(r"\b(?:fast|quick(?:ly)?|rapid(?:ly)?|swift(?:ly)?|dramatic(?:ally)?)\b")
-
-
-@dataclass(frozen=True)
-class CameraMove:
-    kind: str  # "zoom_in" | "pull_back" | "drift" (pan/tilt only) | "static"
-    speed: str  # "slow" | "normal" | "fast"
-    peak_zoom: float
-    # Direction of the window's drift, -1..1 per axis: x < 0 pans left, y < 0 tilts up.
-    drift_x: float = 0.0
-    drift_y: float = 0.0
-
-    @property
-    def label(self) -> str:
-        """A short human description for task_info, e.g. "zoom_in+pan_left (slow)"."""
-        parts = [] if self.kind == "drift" else [self.kind]
-        if self.drift_x:
-            parts.append("pan_left" if self.drift_x < 0 else "pan_right")
-        if self.drift_y:
-            parts.append("tilt_up" if self.drift_y < 0 else "tilt_down")
-        return f"{'+'.join(parts)} ({self.speed})"
-
-
-def camera_move_from_prompt(prompt: str) -> CameraMove:
-    text = prompt.lower()
-    speed = "slow" if _SLOW.search(text) else "fast" if _FAST.search(text) else "normal"
-    pan = _PAN.search(text)
-    tilt = _TILT.search(text)
-    drift_x = 0.0 if pan is None else (-1.0 if pan.group("side") == "left" else 1.0)
-    drift_y = 0.0 if tilt is None else (-1.0 if tilt.group("side") == "up" else 1.0)
-    # When cues conflict ("static shot, then zoom in"), the one the prompt names first wins.
-    found = {kind: match.start() for kind, pattern in _CUES.items() if (match := pattern.search(text))}
-    kind = min(found, key=found.__getitem__) if found else None
-    if kind == "static":
-        return CameraMove(kind="static", speed=speed, peak_zoom=1.0)
-    if kind is None and (drift_x or drift_y):
-        kind = "drift"
-    if kind is None:
-        # No move named: a gentle zoom in, unless the prompt asks for pace ("fast", "dramatic").
-        speed = "fast" if speed == "fast" else "slow"
-        kind = "zoom_in"
-    return CameraMove(kind=kind, speed=speed, peak_zoom=_PEAK_ZOOM[kind][speed], drift_x=drift_x, drift_y=drift_y)
+_SEARCH_STEPS = 40
 
 
 def smoothstep(x: float) -> float:
@@ -119,35 +68,107 @@ def smoothstep(x: float) -> float:
 
 @dataclass(frozen=True)
 class View:
-    """A window of the framed image: `1/zoom` of its size, centre offset in fractions of its size."""
+    """What the camera sees: zoom, window centre offset (fractions of the image), roll and orbit angles."""
 
     zoom: float
-    offset_x: float
-    offset_y: float
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+    roll: float = 0.0  # radians, positive = the camera turns clockwise (the picture counterclockwise)
+    orbit: float = 0.0  # radians the picture has turned about its vertical axis
 
     @property
     def is_identity(self) -> bool:
-        return self.zoom == 1.0 and self.offset_x == 0.0 and self.offset_y == 0.0
+        return self.zoom == 1.0 and not (self.offset_x or self.offset_y or self.roll or self.orbit)
+
+    def matrix(self, width: int, height: int) -> Matrix:
+        """Output pixel -> framed-image pixel, both `width` x `height`, pixel centres at integers."""
+        d = _CARD_DISTANCE * width
+        c, s = math.cos(self.orbit), math.sin(self.orbit)
+        # A flat card turned by `orbit` about its vertical centre line, seen from distance d.
+        card = np.array([[d, 0.0, 0.0], [0.0, d * c, 0.0], [-s, 0.0, d * c]])
+        rc, rs = math.cos(self.roll), math.sin(self.roll)
+        roll = np.array([[rc, -rs, 0.0], [rs, rc, 0.0], [0.0, 0.0, 1.0]])
+        to_centred = np.array([[1.0, 0.0, 0.5 - width / 2], [0.0, 1.0, 0.5 - height / 2], [0.0, 0.0, 1.0]])
+        from_centred = np.array(
+            [
+                [1.0 / self.zoom, 0.0, width / 2 - 0.5 + self.offset_x * width],
+                [0.0, 1.0 / self.zoom, height / 2 - 0.5 + self.offset_y * height],
+                [0.0, 0.0, 1.0],
+            ]
+        )
+        result = from_centred @ roll @ card @ to_centred
+        return np.asarray(result / result[2, 2], dtype=np.float64)
+
+    def fits(self, width: int, height: int, margin: float = 0.0) -> bool:
+        """The window lies inside the image (kept `margin`, a fraction of its size, away from the
+        edges), so no frame shows a border."""
+        corners = np.array(
+            [[0, 0, 1], [width - 1, 0, 1], [width - 1, height - 1, 1], [0, height - 1, 1]], dtype=np.float64
+        )
+        mapped = corners @ self.matrix(width, height).T
+        x, y = mapped[:, 0] / mapped[:, 2], mapped[:, 1] / mapped[:, 2]
+        # The window is convex and so is the image: its corners inside means all of it is inside.
+        slack_x = margin / 2 * (width - 1) - 1e-9
+        slack_y = margin / 2 * (height - 1) - 1e-9
+        return bool(
+            np.all(x >= slack_x) and np.all(x <= width - 1 - slack_x)
+            and np.all(y >= slack_y) and np.all(y <= height - 1 - slack_y)
+        )  # fmt: skip
 
 
-def view_at(move: CameraMove, t: float) -> View:
-    """The view at time t in [0, 1]; t=0 is always the identity view."""
-    if move.kind == "static" or t <= 0.0:
-        return View(1.0, 0.0, 0.0)
-    if move.kind == "pull_back":
+def _zoom_to_fit(view: View, width: int, height: int) -> float:
+    """The least zoom at which `view` (centred, with its roll and orbit) stays inside the image."""
+    if view.roll == 0.0 and view.orbit == 0.0:
+        return 1.0
+    low, high = 1.0, 4.0
+    for _ in range(_SEARCH_STEPS):
+        middle = (low + high) / 2
+        # No margin here: the zoom must grow from exactly 1 as the angle grows from 0, or frame 1 jumps.
+        if View(middle, roll=view.roll, orbit=view.orbit).fits(width, height):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _room(view: View, direction_x: float, direction_y: float, width: int, height: int) -> float:
+    """How far (fraction of the image) the window can move in this direction and stay inside."""
+    low, high = 0.0, 0.5
+    for _ in range(_SEARCH_STEPS):
+        middle = (low + high) / 2
+        moved = View(view.zoom, direction_x * middle, direction_y * middle, view.roll, view.orbit)
+        if moved.fits(width, height, 1.0 - _ROOM_MARGIN):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def view_at(move: CameraMove, t: float, width: int = 1280, height: int = 720) -> View:
+    """The view at time t in [0, 1] for a `width` x `height` frame; t=0 is always the identity view."""
+    if move.is_static or t <= 0.0:
+        return View(1.0)
+    ease = smoothstep(t)
+    roll = math.radians(_PEAK_ROLL_DEG[move.speed]) * move.roll * ease
+    orbit = -math.radians(_PEAK_ORBIT_DEG[move.speed]) * move.orbit * ease  # orbit right: right side nears
+    zoom = _zoom_to_fit(View(1.0, roll=roll, orbit=orbit), width, height)
+    if move.zoom == "pull_back":
         if t < _PULL_BACK_PEAK_AT:
             amount = smoothstep(t / _PULL_BACK_PEAK_AT)
         else:
             amount = 1.0 - smoothstep((t - _PULL_BACK_PEAK_AT) / (1.0 - _PULL_BACK_PEAK_AT))
-    elif move.kind == "drift":
-        amount = smoothstep(t / _DRIFT_ZOOM_LEAD)
-    else:
-        amount = smoothstep(t)
-    zoom = 1.0 + (move.peak_zoom - 1.0) * amount
-    # Half the slack between the window and the image, per side: the most the centre may move.
-    room = (1.0 - 1.0 / zoom) / 2.0 * _ROOM_MARGIN
-    drift = smoothstep(t) * room
-    return View(zoom, move.drift_x * drift, move.drift_y * drift)
+        zoom *= 1.0 + (_PEAK_ZOOM["pull_back"][move.speed] - 1.0) * amount
+    elif move.zoom == "in":
+        zoom *= 1.0 + (_PEAK_ZOOM["in"][move.speed] - 1.0) * ease
+    elif move.pan or move.tilt:
+        zoom *= 1.0 + (_PEAK_ZOOM["drift"][move.speed] - 1.0) * smoothstep(t / _DRIFT_ZOOM_LEAD)
+    view = View(zoom, roll=roll, orbit=orbit)
+    if not (move.pan or move.tilt):
+        return view
+    norm = math.hypot(move.pan, move.tilt)
+    direction_x, direction_y = move.pan / norm, move.tilt / norm
+    drift = ease * _room(view, direction_x, direction_y, width, height)
+    return View(zoom, direction_x * drift, direction_y * drift, roll, orbit)
 
 
 def detail_scale(image_width: int, image_height: int, width: int, height: int, peak_zoom: float) -> float:
@@ -169,7 +190,7 @@ class CameraRenderer:
     jump in sharpness (a bilinear downsample of the detailed copy would alias visibly, ~31 dB against
     frame 0 on a detailed photo); at the deepest zoom it is all the detailed copy, so nothing is
     upsampled that the image has real pixels for. Between, each warp rescales by less than the peak
-    zoom (at most 1.45), so neither blurs nor aliases noticeably.
+    zoom, so neither blurs nor aliases noticeably.
     """
 
     def __init__(self, image: RGBImage, width: int, height: int, peak_zoom: float) -> None:
@@ -186,26 +207,24 @@ class CameraRenderer:
     def render(self, view: View) -> RGBImage:
         if view.is_identity:
             return self.framed
+        matrix = view.matrix(self.width, self.height)
         detail_weight = min(1.0, math.log(view.zoom) / math.log(self.detail_scale)) if self.detail_scale > 1.0 else 0.0
         if detail_weight <= 0.0:
-            return self._warp(self.framed, view)
+            return self._warp(self.framed, matrix)
+        detailed_matrix = self._to_detailed() @ matrix
         if detail_weight >= 1.0:
-            return self._warp(self.detailed, view)
-        coarse = self._warp(self.framed, view)
-        fine = self._warp(self.detailed, view)
+            return self._warp(self.detailed, detailed_matrix)
+        coarse = self._warp(self.framed, matrix)
+        fine = self._warp(self.detailed, detailed_matrix)
         blended = cv2.addWeighted(coarse, 1.0 - detail_weight, fine, detail_weight, 0.0)
         return np.asarray(blended, dtype=np.uint8)
 
-    def _warp(self, source: RGBImage, view: View) -> RGBImage:
-        source_h, source_w = source.shape[:2]
-        # Output pixel centre u + 0.5 lands at fraction 0.5 + offset + (u + 0.5 - W/2) / (W * zoom)
-        # of the framed image; source pixel centres sit at fraction * size - 0.5.
-        step_x = source_w / (self.width * view.zoom)
-        step_y = source_h / (self.height * view.zoom)
-        shift_x = (0.5 + view.offset_x) * source_w + (0.5 - self.width / 2.0) * step_x - 0.5
-        shift_y = (0.5 + view.offset_y) * source_h + (0.5 - self.height / 2.0) * step_y - 0.5
-        matrix = np.array([[step_x, 0.0, shift_x], [0.0, step_y, shift_y]], dtype=np.float64)
-        frame = cv2.warpAffine(
+    def _to_detailed(self) -> Matrix:
+        detailed_h, detailed_w = self.detailed.shape[:2]
+        return scale_matrix(detailed_w / self.width, detailed_h / self.height)
+
+    def _warp(self, source: RGBImage, matrix: Matrix) -> RGBImage:
+        frame = cv2.warpPerspective(
             source, matrix, (self.width, self.height),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             # The window stays inside the image; replicating covers float rounding at its very edge.
@@ -214,9 +233,14 @@ class CameraRenderer:
         return np.asarray(frame, dtype=np.uint8)  # names the dtype OpenCV's stubs leave open; no copy
 
 
+def peak_zoom(move: CameraMove, width: int, height: int, samples: int = 25) -> float:
+    """The deepest zoom of the path (sampled), which sizes the detailed copy of the image."""
+    return max(view_at(move, i / (samples - 1), width, height).zoom for i in range(samples))
+
+
 def camera_frames(image: RGBImage, move: CameraMove, width: int, height: int, count: int) -> Iterator[RGBImage]:
     """`count` frames of `move` over `image`, one at a time; the first is the framed image exactly."""
-    renderer = CameraRenderer(image, width, height, move.peak_zoom)
+    renderer = CameraRenderer(image, width, height, peak_zoom(move, width, height))
     last = max(count - 1, 1)
     for index in range(count):
-        yield renderer.render(view_at(move, index / last))
+        yield renderer.render(view_at(move, index / last, width, height))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reelgate.engines.base import OUTPUT_FPS, Availability, EngineResult, Job, JobCancelled, RGBImage, RunContext
 from reelgate.engines.motion.camera import camera_frames, camera_move_from_prompt
-from reelgate.engines.motion.morph import estimate_flows, morph_frames
+from reelgate.engines.motion.morph import morph_frames, plan_morph
 from reelgate.media.framing import fit_to_frame, output_size
 from reelgate.media.video import VideoWriter
 
@@ -70,10 +70,8 @@ def _morph(
 ) -> tuple[Iterator[RGBImage], dict[str, str | int | float | bool]]:
     a = fit_to_frame(first, width, height)
     b = fit_to_frame(last, width, height)
-    flows = estimate_flows(a, b)
-    method = "optical_flow" if flows.trusted else "crossfade"
-    info: dict[str, str | int | float | bool] = {"method": method, "flow_consistency": round(flows.consistency, 3)}
-    return morph_frames(a, b, flows if flows.trusted else None, count), info
+    plan = plan_morph(a, b)
+    return morph_frames(a, b, plan, count), {"method": plan.method, **plan.info}
 
 
 def _check(ctx: RunContext) -> None:

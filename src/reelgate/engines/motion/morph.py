@@ -1,155 +1,180 @@
-"""First-to-last-frame morph driven by dense optical flow (not a crossfade).
+"""First-to-last-frame morphs: which motion model explains B by A, and the frames that follow from it.
 
-Flow is estimated both ways between the framed first image A and last image B with OpenCV's DIS
-at a reduced working resolution (it is smooth, so upscaling it loses little and saves most of the
-cost), then upscaled to the output size. Frame t samples A and B along the motion and blends them:
+The estimation runs on grey copies at a working size (short side 360 px), in layers, and the first
+model the pair supports serves the job; `method` (shown as `task_info.method`) says which:
 
-    F_t0 = -(1-t) t F_AB + t^2 F_BA          I_t(x) = (1-t) A(x + F_t0(x)) + t B(x + F_t1(x))
-    F_t1 = (1-t)^2 F_AB - t (1-t) F_BA
-
-These are the linear-motion estimates of the flow from time t back to A and on to B (Jiang et al.,
-"Super SloMo", 2018): near A the flow is read at A's geometry, near B at B's. At t=0 the frame is A
-and at t=1 it is B, exactly. A pixel that moves by d from A to B sits at t*d at time t.
-
-When A and B show different scenes no flow explains one by the other, and warping along a bogus
-flow smears both images; the morph then falls back to a plain crossfade. The test is forward-backward
-consistency: the share of pixels whose A->B flow is undone by the B->A flow at its landing point.
+- "homography+flow": a camera model (`homography.estimate_camera`) and, on top of it, a residual
+  dense flow between A and B registered to A, consistent both ways: camera moves and local motion.
+- "homography": the camera model alone, when nothing moves on its own (the residual is below half an
+  output pixel almost everywhere) or when the residual flow is not consistent (local changes no flow
+  explains, e.g. lighting or non-rigid ones): the camera follows its path and those changes fade.
+- "optical_flow": no camera model (too few features, or a scene with no dominant plane), but a dense
+  flow of A to B that is consistent both ways.
+- "crossfade": nothing explains B by A (unrelated images, or too little texture to tell): a plain,
+  smooth dissolve, never a warp along a bogus motion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from reelgate.engines.base import RGBImage
-
-# OpenCV's stubs type every result as "some array"; np.asarray(..., dtype=...) names the dtype at no
-# cost (no copy when it already matches) so the rest of the module stays precisely typed.
-FlowField = npt.NDArray[np.float32]  # H x W x 2, (dx, dy) in pixels
-Plane = npt.NDArray[np.float32]  # H x W, one component of a flow or a sampling map
+from reelgate.engines.motion.flow import FlowField, Gray, Plane, TwoWayFlow, pixel_grid, two_way_flow
+from reelgate.engines.motion.homography import CameraFit, estimate_camera, rescale
+from reelgate.engines.motion.layered import LayeredMorph, ResidualFlow
 
 WORK_SHORT_SIDE_PX = 360
-# Below this share of consistent pixels the flow is not trusted. Calibrated on scikit-image photos at
-# 720p: shifts, a 20% zoom, an 8 degree rotation and a 30% brightness change score 0.86-1.0; unrelated
-# photos, or a flat grey against a photo, score 0.00-0.14.
-MIN_FLOW_CONSISTENCY = 0.5
-# A round trip may miss by this many working pixels plus this fraction of the motion and still count.
-_CONSISTENT_ABS_PX = 1.0
-_CONSISTENT_REL = 0.1
+# The residual flow is kept only where it is a real motion that explains B much better than the camera
+# model alone: it moves at least a working pixel, and it removes at least this many grey levels
+# (blurred absolute difference; fully from twice that) and at least half of the difference. Elsewhere
+# it is estimation noise that fits resampling differences around an exact camera model, and following
+# it would only blur what the camera renders sharp (calibrated on zooms of scikit-image photos, where
+# a looser gate let noise in on a tenth of the frame and cost 5-10 dB).
+RESIDUAL_GAIN_GREY = 6.0
+_MIN_RESIDUAL_PX = 1.0
+_MAX_RESIDUAL_ERROR_SHARE = 0.5
+_RESIDUAL_BLUR_SIGMA = 2.0  # working pixels: compares neighbourhoods, not single noisy pixels
+_GATE_FEATHER_SIGMA = 3.0  # working pixels: the residual fades in and out, no seams at the layer edge
+# Below this share of the frame the residual is dropped: the camera model explains the pair.
+MIN_RESIDUAL_SHARE = 0.002
 
 
-@dataclass(frozen=True)
-class FlowPair:
-    forward: FlowField  # A -> B: A(x) ~ B(x + forward(x)); at output size
-    backward: FlowField  # B -> A
-    consistency: float  # share of working pixels whose forward and backward flows agree, 0..1
+@dataclass
+class MorphPlan:
+    """How frames between A and B are made; `renderer` is None for a crossfade."""
 
-    @property
-    def trusted(self) -> bool:
-        return self.consistency >= MIN_FLOW_CONSISTENCY
+    method: str
+    renderer: LayeredMorph | None
+    info: dict[str, str | int | float | bool] = field(default_factory=dict)
 
 
-def estimate_flows(a: RGBImage, b: RGBImage, work_short_side_px: int = WORK_SHORT_SIDE_PX) -> FlowPair:
-    """Dense flow both ways between two same-size images, estimated small and returned at full size."""
+def work_size(width: int, height: int, short_side_px: int = WORK_SHORT_SIDE_PX) -> tuple[int, int]:
+    scale = min(1.0, short_side_px / min(width, height))
+    return max(round(width * scale), 8), max(round(height * scale), 8)
+
+
+def plan_morph(a: RGBImage, b: RGBImage) -> MorphPlan:
+    """Estimate the motion from A to B (same size, framed) and choose the method that explains it."""
+    if a.shape != b.shape:
+        raise ValueError(f"morph needs same-size images, got {a.shape} and {b.shape}")
     height, width = a.shape[:2]
-    scale = min(1.0, work_short_side_px / min(width, height))
-    work_size = (max(round(width * scale), 8), max(round(height * scale), 8))
-    gray_a = _working_gray(a, work_size)
-    gray_b = _working_gray(b, work_size)
-    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    # The third argument is only the output buffer: DIS ignores its contents unless told otherwise.
-    forward_small = np.zeros((work_size[1], work_size[0], 2), dtype=np.float32)
-    backward_small = np.zeros_like(forward_small)
-    dis.calc(gray_a, gray_b, forward_small)
-    dis.calc(gray_b, gray_a, backward_small)
-    return FlowPair(
-        forward=_upscale_flow(forward_small, width, height),
-        backward=_upscale_flow(backward_small, width, height),
-        consistency=flow_consistency(forward_small, backward_small),
-    )
+    size = work_size(width, height)
+    gray_a, gray_b = _working_gray(a, size), _working_gray(b, size)
+    fit = estimate_camera(gray_a, gray_b)
+    info: dict[str, str | int | float | bool] = {
+        "camera_inliers": fit.inliers,
+        "camera_correlation": round(fit.correlation, 3),
+    }
+    if fit.matrix is not None:
+        return _plan_with_camera(a, b, gray_a, gray_b, fit, size, info)
+    flow = two_way_flow(gray_a, gray_b)
+    info["flow_consistency"] = round(flow.consistency, 3)
+    gated, share = _gated(flow, gray_a, gray_b)
+    info["residual_share"] = round(share, 4)
+    # A consistent flow that moves nothing (two flat images, a lighting change) explains nothing either.
+    if flow.trusted and share >= MIN_RESIDUAL_SHARE:
+        renderer = LayeredMorph(a, b, np.eye(3), _residual(gated, width, height, size), size)
+        return MorphPlan("optical_flow", renderer, info)
+    return MorphPlan("crossfade", None, info)
 
 
-def _working_gray(image: RGBImage, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+def _plan_with_camera(
+    a: RGBImage,
+    b: RGBImage,
+    gray_a: Gray,
+    gray_b: Gray,
+    fit: CameraFit,
+    size: tuple[int, int],
+    info: dict[str, str | int | float | bool],
+) -> MorphPlan:
+    assert fit.matrix is not None
+    height, width = a.shape[:2]
+    work_w, work_h = size
+    registered, covered = _register(gray_b, fit.matrix, size)
+    flow = two_way_flow(gray_a, registered, covered)
+    info["flow_consistency"] = round(flow.consistency, 3)
+    camera = rescale(fit.matrix, width / work_w, height / work_h)
+    gated, share = _gated(flow, gray_a, registered, covered)
+    info["residual_share"] = round(share, 4)
+    if flow.trusted and share >= MIN_RESIDUAL_SHARE:
+        return MorphPlan(
+            "homography+flow", LayeredMorph(a, b, camera, _residual(gated, width, height, size), size), info
+        )
+    return MorphPlan("homography", LayeredMorph(a, b, camera, None, size), info)
+
+
+def _working_gray(image: RGBImage, size: tuple[int, int]) -> Gray:
     gray = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
     if (gray.shape[1], gray.shape[0]) == size:
         return gray
     return np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def _upscale_flow(flow: FlowField, width: int, height: int) -> FlowField:
-    small_h, small_w = flow.shape[:2]
-    if (small_w, small_h) == (width, height):
-        return flow
-    big = np.asarray(cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
-    # Vectors are lengths in pixels, so they grow with the image.
-    big[..., 0] *= width / small_w
-    big[..., 1] *= height / small_h
-    return big
+def _register(b: Gray, matrix: npt.NDArray[np.float64], size: tuple[int, int]) -> tuple[Gray, npt.NDArray[np.bool_]]:
+    """B seen from A's frame through the camera model, and where B really covers it."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    registered = cv2.warpPerspective(b, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inner = np.zeros_like(b)
+    inner[1:-1, 1:-1] = 255
+    covered = cv2.warpPerspective(inner, matrix, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    return np.asarray(registered, dtype=np.uint8), np.asarray(covered, dtype=np.uint8) > 0
 
 
-def _pixel_grid(width: int, height: int) -> tuple[Plane, Plane]:
-    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return xs, ys
+def _gated(
+    flow: TwoWayFlow, a: Gray, b: Gray, b_valid: npt.NDArray[np.bool_] | None = None
+) -> tuple[TwoWayFlow, float]:
+    """The flow kept only where following it matches the other image better than staying put.
+
+    `b_valid` marks B's real pixels: where B is a fill-in of the registration, any flow "explains" the
+    difference better than none, and means nothing. Returns the gated flow and the share of A's pixels
+    where it is kept.
+    """
+    gate_forward = _gate(a, b, flow.forward)
+    gate_backward = _gate(b, a, flow.backward)
+    if b_valid is not None:
+        # Shrink the valid area a little: the fill-in bleeds into its neighbours through the blurs.
+        inner = cv2.erode(b_valid.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        gate_forward[~inner] = 0.0
+        gate_backward[~inner] = 0.0
+    gated = replace(
+        flow,
+        forward=np.asarray(flow.forward * gate_forward[..., None], dtype=np.float32),
+        backward=np.asarray(flow.backward * gate_backward[..., None], dtype=np.float32),
+    )
+    return gated, float((gate_forward > 0.5).mean())
 
 
-def _component(flow: FlowField, axis: int) -> Plane:
-    # OpenCV wants contiguous planes; a strided view of the interleaved field would be copied per call.
-    return np.ascontiguousarray(flow[..., axis])
+def _gate(source: Gray, target: Gray, flow: FlowField) -> Plane:
+    height, width = source.shape
+    grid_x, grid_y = pixel_grid(width, height)
+    followed = cv2.remap(
+        target, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    source_f = source.astype(np.float32)
+    staying = cv2.GaussianBlur(np.abs(source_f - target.astype(np.float32)), (0, 0), _RESIDUAL_BLUR_SIGMA)
+    following = cv2.GaussianBlur(np.abs(source_f - followed.astype(np.float32)), (0, 0), _RESIDUAL_BLUR_SIGMA)
+    gate = np.clip((staying - following) / RESIDUAL_GAIN_GREY - 1.0, 0.0, 1.0)
+    gate[following > _MAX_RESIDUAL_ERROR_SHARE * staying] = 0.0
+    gate *= np.clip(np.linalg.norm(flow, axis=2) - (_MIN_RESIDUAL_PX - 0.5), 0.0, 1.0)
+    # Widen before feathering so the fade happens outside the moving region, not across it.
+    gate = cv2.dilate(gate, np.ones((5, 5), np.uint8))
+    return np.asarray(cv2.GaussianBlur(gate, (0, 0), _GATE_FEATHER_SIGMA), dtype=np.float32)
 
 
-def flow_consistency(forward: FlowField, backward: FlowField) -> float:
-    height, width = forward.shape[:2]
-    grid_x, grid_y = _pixel_grid(width, height)
-    landing_x = grid_x + _component(forward, 0)
-    landing_y = grid_y + _component(forward, 1)
-    inside = (landing_x >= 0) & (landing_x <= width - 1) & (landing_y >= 0) & (landing_y <= height - 1)
-    backward_at_landing = cv2.remap(backward, landing_x, landing_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    round_trip_error = np.linalg.norm(forward + backward_at_landing, axis=2)
-    tolerance = _CONSISTENT_ABS_PX + _CONSISTENT_REL * np.linalg.norm(forward, axis=2)
-    # Pixels that leave the frame have no partner to agree with; they count neither way.
-    considered = int(inside.sum())
-    if considered == 0:
-        return 0.0
-    return float(((round_trip_error <= tolerance) & inside).sum() / considered)
-
-
-class FlowMorph:
-    """Frames between A and B along the estimated motion; frame_at(0) is A, frame_at(1) is B."""
-
-    def __init__(self, a: RGBImage, b: RGBImage, flows: FlowPair) -> None:
-        if a.shape != b.shape:
-            raise ValueError(f"morph needs same-size images, got {a.shape} and {b.shape}")
-        self.a = a
-        self.b = b
-        self.flows = flows
-        height, width = a.shape[:2]
-        self._grid = _pixel_grid(width, height)
-        self._forward = (_component(flows.forward, 0), _component(flows.forward, 1))
-        self._backward = (_component(flows.backward, 0), _component(flows.backward, 1))
-        # Reused per frame: at 720p each plane is 3.7 MB, and allocating them per frame costs time.
-        self._map_a = (np.empty_like(self._grid[0]), np.empty_like(self._grid[0]))
-        self._map_b = (np.empty_like(self._grid[0]), np.empty_like(self._grid[0]))
-
-    def frame_at(self, t: float) -> RGBImage:
-        if t <= 0.0:
-            return self.a
-        if t >= 1.0:
-            return self.b
-        for axis in (0, 1):
-            grid, forward, backward = self._grid[axis], self._forward[axis], self._backward[axis]
-            map_a, map_b = self._map_a[axis], self._map_b[axis]
-            cv2.scaleAdd(forward, -(1.0 - t) * t, grid, map_a)
-            cv2.scaleAdd(backward, t * t, map_a, map_a)
-            cv2.scaleAdd(forward, (1.0 - t) ** 2, grid, map_b)
-            cv2.scaleAdd(backward, -t * (1.0 - t), map_b, map_b)
-        # Replicate, not a constant: a sample that lands past the edge takes the edge colour, never black.
-        from_a = cv2.remap(self.a, *self._map_a, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        from_b = cv2.remap(self.b, *self._map_b, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return np.asarray(cv2.addWeighted(from_a, 1.0 - t, from_b, t, 0.0), dtype=np.uint8)
+def _residual(flow: TwoWayFlow, width: int, height: int, size: tuple[int, int]) -> ResidualFlow:
+    """The flow in output pixels (vectors are lengths: they grow with the image), still on the grid."""
+    scale = np.array([width / size[0], height / size[1]], dtype=np.float32)
+    return ResidualFlow(
+        forward=np.asarray(flow.forward * scale, dtype=np.float32),
+        backward=np.asarray(flow.backward * scale, dtype=np.float32),
+        visible_forward=flow.visible_forward,
+        visible_backward=flow.visible_backward,
+    )
 
 
 def crossfade_at(a: RGBImage, b: RGBImage, t: float) -> RGBImage:
@@ -160,10 +185,12 @@ def crossfade_at(a: RGBImage, b: RGBImage, t: float) -> RGBImage:
     return np.asarray(cv2.addWeighted(a, 1.0 - t, b, t, 0.0), dtype=np.uint8)
 
 
-def morph_frames(a: RGBImage, b: RGBImage, flows: FlowPair | None, count: int) -> Iterator[RGBImage]:
-    """`count` frames from A to B, one at a time: along the flow, or a crossfade when `flows` is None."""
-    morph = FlowMorph(a, b, flows) if flows is not None else None
+def frame_at(plan: MorphPlan, a: RGBImage, b: RGBImage, t: float) -> RGBImage:
+    return plan.renderer.frame_at(t) if plan.renderer is not None else crossfade_at(a, b, t)
+
+
+def morph_frames(a: RGBImage, b: RGBImage, plan: MorphPlan, count: int) -> Iterator[RGBImage]:
+    """`count` frames from A to B, one at a time; the first is A and the last is B."""
     last = max(count - 1, 1)
     for index in range(count):
-        t = index / last
-        yield morph.frame_at(t) if morph is not None else crossfade_at(a, b, t)
+        yield frame_at(plan, a, b, index / last)

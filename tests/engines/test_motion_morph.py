@@ -1,0 +1,160 @@
+"""Two-image morphs: the camera model, its path, the residual flow and the fallbacks, on real photos."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+from skimage import data
+
+from reelgate.engines.motion.camera_path import HomographyPath, expm, logm
+from reelgate.engines.motion.homography import estimate_camera, rescale
+from reelgate.engines.motion.morph import crossfade_at, frame_at, morph_frames, plan_morph
+
+Image = npt.NDArray[np.uint8]
+SIZE = (320, 180)  # 16:9; the working size is the full size here, so nothing hides behind a downscale
+
+
+def _photo(name: str) -> Image:
+    return np.asarray(getattr(data, name)(), dtype=np.uint8)
+
+
+def _psnr(a: Image, b: Image) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def _camera(t: float, zoom: float, roll_deg: float, shift: tuple[float, float]) -> npt.NDArray[np.float64]:
+    """Frame-at-t pixel -> scene pixel for a camera whose centre moves at constant speed, whose zoom
+    changes by the same factor per unit time and whose roll turns at constant speed."""
+    width, height = SIZE
+    angle = math.radians(roll_deg * t)
+    linear = np.linalg.inv(
+        (zoom**t) * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    )
+    frame_centre = np.array([(width - 1) / 2, (height - 1) / 2])
+    scene_centre = np.array([300.0, 240.0]) + t * np.array(shift)
+    return np.hstack([linear, (scene_centre - linear @ frame_centre)[:, None]])
+
+
+def _view(
+    scene: Image, t: float, zoom: float = 1.0, roll_deg: float = 0.0, shift: tuple[float, float] = (0, 0)
+) -> Image:
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    return np.asarray(cv2.warpAffine(scene, _camera(t, zoom, roll_deg, shift), SIZE, flags=flags), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def scene() -> Image:
+    """Coffee, enlarged so every view below stays inside it."""
+    return np.asarray(cv2.resize(_photo("coffee"), (640, 480), interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
+
+
+def _gray(image: Image) -> npt.NDArray[np.uint8]:
+    return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+
+
+def test_homography_of_a_known_camera_move_is_recovered(scene: Image) -> None:
+    move = {"zoom": 1.2, "roll_deg": 5.0, "shift": (24.0, -10.0)}
+    a, b = _view(scene, 0.0, **move), _view(scene, 1.0, **move)  # type: ignore[arg-type]
+    fit = estimate_camera(_gray(a), _gray(b))
+    assert fit.matrix is not None
+    assert fit.correlation > 0.95
+    # The true A -> B map: A's pixel -> scene (camera at 0) -> B's pixel (camera at 1).
+    to_scene_a = np.vstack([_camera(0.0, **move), [0, 0, 1]])  # type: ignore[arg-type]
+    to_scene_b = np.vstack([_camera(1.0, **move), [0, 0, 1]])  # type: ignore[arg-type]
+    truth = np.linalg.inv(to_scene_b) @ to_scene_a
+    width, height = SIZE
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [width - 1, height - 1, 1], [0, height - 1, 1]], dtype=float).T
+    found, expected = fit.matrix @ corners, truth @ corners
+    error = np.abs(found[:2] / found[2] - expected[:2] / expected[2]).max()
+    assert error < 0.5  # pixels, at the frame's corners where errors are largest
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        {"zoom": 1.25},
+        {"shift": (40.0, 12.0)},
+        {"roll_deg": 6.0},
+        {"zoom": 1.15, "roll_deg": 4.0, "shift": (24.0, -12.0)},
+    ],
+    ids=["zoom", "pan", "rotation", "combined"],
+)
+def test_a_pure_camera_move_is_reproduced_in_between(scene: Image, move: dict[str, object]) -> None:
+    a, b = _view(scene, 0.0, **move), _view(scene, 1.0, **move)  # type: ignore[arg-type]
+    plan = plan_morph(a, b)
+    assert plan.method == "homography"
+    for t in (0.25, 0.5, 0.75):
+        truth = _view(scene, t, **move)  # type: ignore[arg-type]
+        ours = _psnr(frame_at(plan, a, b, t), truth)
+        assert ours > 36, f"t={t}: {ours:.1f} dB"
+        assert ours > _psnr(crossfade_at(a, b, t), truth) + 10
+
+
+def test_a_moving_object_gets_the_residual_flow(scene: Image) -> None:
+    """A textured patch moving over a still background: camera model (identity) plus residual flow."""
+    patch = np.ascontiguousarray(_photo("astronaut")[100:160, 180:240])
+
+    def frame(t: float) -> Image:
+        image = _view(scene, 0.0).copy()
+        x = round(100 + 24 * t)
+        image[60:120, x : x + 60] = patch
+        return image
+
+    a, b = frame(0.0), frame(1.0)
+    plan = plan_morph(a, b)
+    assert plan.method == "homography+flow"
+    middle = frame_at(plan, a, b, 0.5)
+    assert _psnr(middle, frame(0.5)) > _psnr(crossfade_at(a, b, 0.5), frame(0.5)) + 3
+
+
+def test_unrelated_images_fall_back_to_a_smooth_crossfade() -> None:
+    a = np.asarray(cv2.resize(_photo("astronaut"), SIZE, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    b = np.asarray(cv2.resize(_photo("rocket"), SIZE, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    plan = plan_morph(a, b)
+    assert plan.method == "crossfade"
+    frames = list(morph_frames(a, b, plan, 48))
+    assert np.array_equal(frames[0], a) and np.array_equal(frames[-1], b)
+    # Smooth: no pixel changes by more than its share of the whole A-to-B difference per frame (+1 rounding).
+    largest_change = max(
+        int(np.abs(later.astype(np.int16) - earlier.astype(np.int16)).max())
+        for earlier, later in itertools.pairwise(frames)
+    )
+    assert largest_change <= math.ceil(255 / 47) + 1
+
+
+def test_flat_images_have_no_camera_model_and_crossfade() -> None:
+    a = np.full((180, 320, 3), 90, dtype=np.uint8)
+    b = np.full((180, 320, 3), 160, dtype=np.uint8)
+    plan = plan_morph(a, b)
+    assert plan.method == "crossfade"
+    assert np.array_equal(frame_at(plan, a, b, 0.5), crossfade_at(a, b, 0.5))
+
+
+def test_camera_path_interpolates_zoom_roll_and_centre_at_constant_rates() -> None:
+    width, height = 320, 180
+    truth = [np.linalg.inv(np.vstack([_camera(t, 1.3, 8.0, (30.0, -20.0)), [0, 0, 1]])) for t in (0.0, 1.0)]
+    # In pixel coordinates of the frames (not the scene): A -> frame at t.
+    path = HomographyPath(truth[1] @ np.linalg.inv(truth[0]), width, height)
+    assert np.allclose(path.at(0.0), np.eye(3))
+    for t in (0.25, 0.5, 0.75, 1.0):
+        expected = np.linalg.inv(np.vstack([_camera(t, 1.3, 8.0, (30.0, -20.0)), [0, 0, 1]])) @ np.linalg.inv(truth[0])
+        assert np.allclose(path.at(t), expected / expected[2, 2], atol=1e-9)
+
+
+def test_matrix_log_and_exp_invert_each_other() -> None:
+    keystone = np.array([[1.05, 0.02, 3.0], [-0.01, 0.97, -2.0], [1e-4, -2e-4, 1.0]])
+    assert np.allclose(expm(logm(keystone)), keystone, atol=1e-10)
+    half = expm(0.5 * logm(keystone))
+    assert np.allclose(half @ half, keystone, atol=1e-10)
+
+
+def test_rescaled_homography_maps_pixel_centres_consistently() -> None:
+    shift = np.array([[1.0, 0.0, 4.0], [0.0, 1.0, -2.0], [0.0, 0.0, 1.0]])
+    doubled = rescale(shift, 2.0, 2.0)
+    assert np.allclose(doubled, [[1.0, 0.0, 8.0], [0.0, 1.0, -4.0], [0.0, 0.0, 1.0]])
