@@ -34,6 +34,27 @@ def test_keys_create_json_list_and_revoke(settings: Settings) -> None:
     assert code == 1 and "no active key" in output
 
 
+def test_keys_create_shows_the_webhook_secret_once_and_rotation_prints_a_new_one(settings: Settings) -> None:
+    code, output = run(settings, "keys", "create", "--name", "hooks", "--json")
+    assert code == 0, output
+    created = json.loads(output)
+    assert created["webhook_secret"].startswith("whsec_")
+    code, output = run(settings, "keys", "list")
+    assert code == 0 and created["webhook_secret"] not in output  # shown once, never listed
+    code, output = run(settings, "keys", "rotate-webhook-secret", created["key"], "--json")
+    assert code == 0, output
+    rotated = json.loads(output)
+    assert rotated["id"] == created["id"]
+    assert rotated["webhook_secret"].startswith("whsec_") and rotated["webhook_secret"] != created["webhook_secret"]
+    code, output = run(settings, "keys", "rotate-webhook-secret", created["id"])
+    assert code == 0 and "whsec_" in output and "both the old and the new secret" in output
+    code, output = run(settings, "keys", "create", "--name", "plain")
+    assert code == 0 and "whsec_" in output
+    assert run(settings, "keys", "revoke", created["id"])[0] == 0
+    code, output = run(settings, "keys", "rotate-webhook-secret", created["id"])
+    assert code == 1 and "no active key" in output
+
+
 def test_bootstrap_creates_one_dev_key_and_prints_curl(settings: Settings) -> None:
     code, output = run(settings, "keys", "bootstrap", "--base-url", "http://127.0.0.1:9999")
     assert code == 0, output

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from reelgate import __version__
-from reelgate.api import files, ops, tasks
+from reelgate.api import callbacks, files, ops, tasks
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
 from reelgate.api.middleware import RequestMetrics
 from reelgate.config import Settings
@@ -21,6 +21,7 @@ from reelgate.metrics import Metrics
 from reelgate.queue.worker import Worker
 from reelgate.resources import Resources
 from reelgate.storage.sweep import sweep_forever
+from reelgate.webhooks.delivery import Deliverer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,11 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
             await res.close()
             raise RuntimeError("the database schema is not current: run 'reelgate migrate' first")
         stop = asyncio.Event()
-        background: list[asyncio.Task[None]] = [asyncio.create_task(sweep_forever(res, stop))]
+        background: list[asyncio.Task[None]] = [
+            asyncio.create_task(sweep_forever(res, stop)),
+            # In every mode, API-only included: a cancel ends a task here, and its callback leaves from here.
+            asyncio.create_task(Deliverer(res).run(stop)),
+        ]
         if workers > 0:
             worker = Worker(res, res.registry.engines, concurrency=workers)
             background.append(asyncio.create_task(worker.run(stop)))
@@ -60,6 +65,7 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     )
     install_error_handlers(app)
     app.include_router(tasks.router)
+    app.include_router(callbacks.router)
     app.include_router(files.router)
     app.include_router(ops.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

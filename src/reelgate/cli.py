@@ -8,6 +8,7 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -143,6 +144,7 @@ def worker(
     from reelgate.engines.registry import build_engines
     from reelgate.queue.worker import Worker
     from reelgate.resources import Resources
+    from reelgate.webhooks.delivery import Deliverer
 
     settings = _settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
@@ -172,7 +174,10 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await Worker(resources, runnable, concurrency=jobs).run(stop)
+            # The worker ends tasks, so it delivers their callbacks too (as does any other process that runs one).
+            await asyncio.gather(
+                Worker(resources, runnable, concurrency=jobs).run(stop), Deliverer(resources).run(stop)
+            )
         finally:
             await resources.close()
 
@@ -201,11 +206,23 @@ def keys_create(
 
     asyncio.run(_with_db(settings, work))
     if as_json:
-        print(json.dumps({"id": new_key.key_id, "name": name, "key": new_key.plaintext, "credits": credits}))
+        print(
+            json.dumps(
+                {
+                    "id": new_key.key_id,
+                    "name": name,
+                    "key": new_key.plaintext,
+                    "credits": credits,
+                    "webhook_secret": new_key.webhook_secret,
+                }
+            )
+        )
     else:
         console.print(f"created key [bold]{new_key.key_id}[/bold] ({name}) with {credits:g} credits")
         console.print("the key (shown once, keep it safe):")
         print(new_key.plaintext)
+        console.print("its callback signing secret (shown once; verify webhook-signature with it):")
+        print(new_key.webhook_secret)
 
 
 @keys_app.command("list")
@@ -234,8 +251,7 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (rg_<id>_...) or the whole key")]) -> None:
     """Revoke a key: every later request with it is a 401."""
     settings = _settings()
-    parts = key_id.split("_")
-    key_id = parts[1] if len(parts) == 3 and parts[0] == "rg" else key_id
+    key_id = _key_id(key_id)
 
     async def work(db: Database) -> bool:
         async with db.transaction() as session:
@@ -244,6 +260,46 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (rg_<id>_
     if not asyncio.run(_with_db(settings, work)):
         raise _fail(f"no active key with id {key_id!r}")
     console.print(f"revoked key [bold]{key_id}[/bold]")
+
+
+@keys_app.command("rotate-webhook-secret")
+def keys_rotate_webhook_secret(
+    key_id: Annotated[str, typer.Argument(help="The key id (rg_<id>_...) or the whole key")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Give a key a new callback signing secret; the old one keeps signing beside it for a while."""
+    from reelgate.webhooks import repository as webhooks
+    from reelgate.webhooks.signing import generate_secret
+
+    settings = _settings()
+    key_id = _key_id(key_id)
+    secret = generate_secret()
+
+    async def work(db: Database) -> bool:
+        async with db.transaction() as session:
+            key = await accounts.get_key(session, key_id)
+            if key is None or key.revoked_at is not None:
+                return False
+            return await webhooks.rotate_secret(
+                session, key_id, secret, now=time.time(), overlap_s=settings.webhook_secret_overlap_s
+            )
+
+    if not asyncio.run(_with_db(settings, work)):
+        raise _fail(f"no active key with id {key_id!r}")
+    overlap = f"{settings.webhook_secret_overlap_s:g} s"
+    if as_json:
+        print(json.dumps({"id": key_id, "webhook_secret": secret, "previous_secret_signs_for_s": overlap}))
+        return
+    console.print(
+        f"new callback signing secret of [bold]{key_id}[/bold] (shown once); for the next {overlap} every "
+        "callback is signed with both the old and the new secret"
+    )
+    print(secret)
+
+
+def _key_id(key_or_id: str) -> str:
+    parts = key_or_id.split("_")
+    return parts[1] if len(parts) == 3 and parts[0] == "rg" else key_or_id
 
 
 @keys_app.command("bootstrap")

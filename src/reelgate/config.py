@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # Extra CA certificates (PEM file) the outbound client trusts, e.g. a self-signed test receiver.
     egress_ca_bundle: str = ""
 
+    # Callbacks (CONTRACT.md section 5). The contract's timeout per attempt is 10 s; lower it only in tests.
+    callback_timeout_s: float = Field(10.0, gt=0)
+    # Callback attempts in flight at once per process; a slow receiver holds one slot, never the others.
+    # At most 100: the size of the outbound client's connection pool.
+    callback_concurrency: int = Field(64, ge=1, le=100)
+    # After `keys rotate-webhook-secret`, how long the previous secret keeps signing beside the new one.
+    webhook_secret_overlap_s: float = Field(24 * 3600.0, ge=0)
+
     # Pricing (a later issue brings a pricing table): credits per second of video.
     price_per_second_credits: float = Field(1.0, ge=0)
     default_user_group: str = "default"

@@ -44,6 +44,10 @@ def database_for(settings: Settings) -> Database:
     return Database(settings.resolved_database_url, connect_args=connect_args)
 
 
+def _egress_client(settings: Settings) -> EgressClient:
+    return EgressClient(allow_private_networks=settings.allow_private_networks, ca_bundle=settings.egress_ca_bundle)
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -51,11 +55,16 @@ class Resources:
     storage: LocalStorage
     links: LinkSigner
     egress: EgressClient
+    # Callbacks get an outbound client (and so a connection pool) of their own: slow receivers can never
+    # hold the connections that image downloads of running tasks need.
+    callback_egress: EgressClient
     registry: EngineRegistry
     metrics: Metrics
     scratch_root: Path
     # Set by the API after a create commits, so in-process workers claim at once instead of at next poll.
     queue_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a callback is written to the outbox (or a retry comes due), so the deliverer looks at once.
+    callback_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(cls, settings: Settings, *, metrics: Metrics | None = None) -> Resources:
@@ -66,9 +75,8 @@ class Resources:
             db=database_for(settings),
             storage=LocalStorage(settings.videos_dir),
             links=LinkSigner(load_secret_key(settings), settings.public_url or DEFAULT_PUBLIC_URL),
-            egress=EgressClient(
-                allow_private_networks=settings.allow_private_networks, ca_bundle=settings.egress_ca_bundle
-            ),
+            egress=_egress_client(settings),
+            callback_egress=_egress_client(settings),
             registry=EngineRegistry(build_engines(settings), settings.models),
             metrics=metrics or Metrics(),
             scratch_root=scratch_root,
@@ -76,4 +84,5 @@ class Resources:
 
     async def close(self) -> None:
         await self.egress.aclose()
+        await self.callback_egress.aclose()
         await self.db.dispose()

@@ -232,6 +232,18 @@ def test_openapi_describes_errors_not_422(client: TestClient) -> None:
     assert "bearerAuth" in document["components"]["securitySchemes"]
 
 
+def test_openapi_documents_the_callback_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    log = paths["/v1/tasks/{task_id}/callbacks"]["get"]
+    redeliver = paths["/v1/tasks/{task_id}/callbacks/redeliver"]["post"]
+    for operation in (log, redeliver):
+        assert "422" not in operation["responses"]
+        for status in ("400", "401", "404"):
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert schema["$ref"].endswith("ErrorResponse")
+    assert log["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("CallbackDeliveryList")
+
+
 def test_health_and_metrics(client: TestClient, api_key: str) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -12,6 +12,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from reelgate.webhooks.signing import generate_secret
+
 KEY_PREFIX = "rg"
 _ID_BYTES = 6
 _SECRET_BYTES = 32
@@ -22,6 +24,8 @@ class NewKey:
     key_id: str
     plaintext: str
     secret_hash: str
+    # The key's callback signing secret (`whsec_...`), shown once beside the key.
+    webhook_secret: str
 
 
 def hash_secret(secret: str) -> str:
@@ -31,7 +35,12 @@ def hash_secret(secret: str) -> str:
 def generate_key() -> NewKey:
     key_id = secrets.token_hex(_ID_BYTES)
     secret = secrets.token_urlsafe(_SECRET_BYTES).replace("_", "x").replace("-", "y")
-    return NewKey(key_id=key_id, plaintext=f"{KEY_PREFIX}_{key_id}_{secret}", secret_hash=hash_secret(secret))
+    return NewKey(
+        key_id=key_id,
+        plaintext=f"{KEY_PREFIX}_{key_id}_{secret}",
+        secret_hash=hash_secret(secret),
+        webhook_secret=generate_secret(),
+    )
 
 
 def split_key(plaintext: str) -> tuple[str, str] | None:

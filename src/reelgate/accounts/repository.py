@@ -9,22 +9,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.keys import NewKey
 from reelgate.db.models import ApiKey
+from reelgate.webhooks import repository as webhooks
 
 
 async def insert_key(
     session: AsyncSession, new_key: NewKey, *, name: str, balance_millicredits: int, user_group: str
 ) -> ApiKey:
+    now = time.time()
     row = ApiKey(
         id=new_key.key_id,
         name=name,
         secret_hash=new_key.secret_hash,
         balance_millicredits=balance_millicredits,
         user_group=user_group,
-        created_at=time.time(),
+        created_at=now,
         revoked_at=None,
     )
     session.add(row)
     await session.flush()
+    await webhooks.insert_secret(session, new_key.key_id, new_key.webhook_secret, now=now)
     return row
 
 

@@ -1,60 +1,20 @@
-"""Cross-process wake-ups on PostgreSQL: a create sends NOTIFY in its own transaction (delivered only if it
-commits), and every worker LISTENs, so a standalone worker claims at once instead of at its next poll.
-
-Polling stays as the safety net: a lost notification or a dropped listener connection only costs latency.
-"""
+"""Cross-process wake-ups for the queue on PostgreSQL: a create NOTIFYs in its own transaction, and every
+worker LISTENs, so a standalone worker claims at once instead of at its next poll."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from typing import Any
 
-import asyncpg
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-log = logging.getLogger(__name__)
+from reelgate.db.notify import listen, notify
 
 CHANNEL = "reelgate_tasks"
-RECONNECT_DELAY_S = 2.0
 
 
 async def notify_new_task(session: AsyncSession) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
-
-
-def _asyncpg_dsn(sqlalchemy_url: str) -> str:
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    await notify(session, CHANNEL)
 
 
 async def listen_for_tasks(sqlalchemy_url: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
-    """Set `wake` on every notification until `stop`; reconnects after connection loss."""
-    dsn = _asyncpg_dsn(sqlalchemy_url)
-
-    def on_notify(*_args: Any) -> None:
-        wake.set()
-
-    while not stop.is_set():
-        connection = None
-        try:
-            connection = await asyncpg.connect(dsn)
-            await connection.add_listener(CHANNEL, on_notify)
-            lost = asyncio.Event()
-            connection.add_termination_listener(lambda *_args, lost=lost: lost.set())
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("task notifications unavailable; polling only for now", extra={"reason": str(exc)})
-        finally:
-            if connection is not None and not connection.is_closed():
-                with contextlib.suppress(Exception):
-                    await connection.close()
-        if not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=RECONNECT_DELAY_S)
+    await listen(sqlalchemy_url, CHANNEL, wake, stop)

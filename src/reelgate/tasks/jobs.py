@@ -172,9 +172,7 @@ async def _store_and_complete(resources: Resources, claimed: ClaimedTask, result
         **result.info,
     }
     async with resources.db.transaction() as session:
-        won = await task_repo.mark_completed(
-            session, claimed.id, fence=claimed.fence, result_key=key, result_info=info, now=time.time()
-        )
+        won = await service.complete_task(session, claimed.id, fence=claimed.fence, result_key=key, result_info=info)
     if won is None:
         await asyncio.to_thread(resources.storage.delete, key)
         log.warning("finished but the lease was lost; result discarded", extra={"attempt": claimed.fence.attempt})

@@ -8,6 +8,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,7 @@ from reelgate.tasks import repository
 from reelgate.tasks.repository import Fence
 from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskObject, Usage
 from reelgate.tasks.states import UNFINISHED, TaskStatus
+from reelgate.webhooks import outbox
 
 TASK_ID_PREFIX = "task-unified-"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -145,12 +147,34 @@ async def fail_task(
     fence: Fence | None = None,
 ) -> Task | None:
     """End a task as failed and refund its hold, in one transaction; None if another writer won."""
+    now = time.time()
     won = await repository.mark_failed(
-        session, task.id, code=code, message=message, now=time.time(), from_statuses=from_statuses, fence=fence
+        session, task.id, code=code, message=message, now=now, from_statuses=from_statuses, fence=fence
     )
     if won is not None:
         await accounts.refund(session, won.api_key_id, won.credits_reserved_millicredits)
+        await _task_ended(session, won, now)
     return won
+
+
+async def complete_task(
+    session: AsyncSession, task_id: str, *, fence: Fence, result_key: str, result_info: dict[str, Any]
+) -> Task | None:
+    """End a task as completed and capture its hold, in one transaction; None if the lease was lost."""
+    now = time.time()
+    won = await repository.mark_completed(
+        session, task_id, fence=fence, result_key=result_key, result_info=result_info, now=now
+    )
+    if won is not None:
+        await _task_ended(session, won, now)
+    return won
+
+
+async def _task_ended(session: AsyncSession, task: Task, now: float) -> None:
+    """Every terminal transition that wins comes through here, after its credits are settled and before its
+    transaction commits: the callback is in the outbox if and only if the outcome is in the database."""
+    if task.callback_url is not None:
+        await outbox.enqueue_task_callback(session, task, now=now)
 
 
 def task_object(task: Task, *, links: LinkSigner, settings: Settings) -> TaskObject:
