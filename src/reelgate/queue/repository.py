@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.models import Task
-from reelgate.tasks.repository import Fence
+from reelgate.tasks.repository import Fence, fenced
 from reelgate.tasks.states import TaskStatus
 
 
@@ -62,12 +62,7 @@ async def heartbeat(
     task was cancelled): the worker must stop and write nothing more."""
     result = await session.execute(
         update(Task)
-        .where(
-            Task.id == task_id,
-            Task.status == TaskStatus.PROCESSING,
-            Task.attempt == fence.attempt,
-            Task.lease_owner == fence.owner,
-        )
+        .where(fenced(task_id, (TaskStatus.PROCESSING,), fence))
         .values(
             lease_expires_at=now + lease_s,
             progress=progress,
@@ -117,12 +112,7 @@ async def retry_later(session: AsyncSession, task_id: str, fence: Fence, *, avai
     """Give a failed attempt back to the queue (attempts left); fenced like every worker write."""
     result = await session.execute(
         update(Task)
-        .where(
-            Task.id == task_id,
-            Task.status == TaskStatus.PROCESSING,
-            Task.attempt == fence.attempt,
-            Task.lease_owner == fence.owner,
-        )
+        .where(fenced(task_id, (TaskStatus.PROCESSING,), fence))
         .values(
             status=TaskStatus.PENDING,
             lease_owner=None,

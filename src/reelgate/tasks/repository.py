@@ -24,7 +24,8 @@ class Fence:
     owner: str
 
 
-def _fenced(task_id: str, statuses: tuple[TaskStatus, ...], fence: Fence | None) -> Any:
+def fenced(task_id: str, statuses: tuple[TaskStatus, ...], fence: Fence | None) -> Any:
+    """The row in one of `statuses`, and, for a worker, still under the lease it holds."""
     condition = and_(Task.id == task_id, Task.status.in_([str(s) for s in statuses]))
     if fence is not None:
         condition = and_(condition, Task.attempt == fence.attempt, Task.lease_owner == fence.owner)
@@ -67,7 +68,7 @@ async def mark_failed(
     """Compare-and-set to `failed`, releasing the hold. Returns the row if this call won the transition."""
     result = await session.execute(
         update(Task)
-        .where(_fenced(task_id, from_statuses, fence), Task.credits_state == CreditsState.HELD)
+        .where(fenced(task_id, from_statuses, fence), Task.credits_state == CreditsState.HELD)
         .values(
             status=TaskStatus.FAILED,
             error_code=code,
@@ -97,7 +98,7 @@ async def mark_completed(
     """Compare-and-set `processing` -> `completed` for the lease holder, capturing the hold."""
     result = await session.execute(
         update(Task)
-        .where(_fenced(task_id, (TaskStatus.PROCESSING,), fence), Task.credits_state == CreditsState.HELD)
+        .where(fenced(task_id, (TaskStatus.PROCESSING,), fence), Task.credits_state == CreditsState.HELD)
         .values(
             status=TaskStatus.COMPLETED,
             progress=100,
