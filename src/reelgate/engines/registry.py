@@ -12,8 +12,10 @@ from reelgate.tasks.service import Route
 
 def _motion(settings: Settings) -> Engine:
     from reelgate.engines.motion import MotionEngine
+    from reelgate.engines.motion.engine import Refine
 
-    return MotionEngine(short_side_px=settings.motion_short_side_px)
+    refine: Refine = "rife" if settings.motion_refine == "rife" else "none"
+    return MotionEngine(short_side_px=settings.motion_short_side_px, refine=refine)
 
 
 FACTORIES: dict[str, Callable[[Settings], Engine]] = {"motion": _motion}

