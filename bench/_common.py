@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from reelgate.accounts import repository as accounts
-from reelgate.accounts.keys import generate_key
+from reelgate.accounts import service as accounts
+from reelgate.accounts.repository import KeyLimits
 from reelgate.config import Settings
 from reelgate.db import migrate
 from reelgate.resources import database_for
@@ -49,10 +49,14 @@ def prepared_settings(home: Path, **overrides: object) -> tuple[Settings, str]:
         db = database_for(settings)
         try:
             await migrate.upgrade(db)
-            new_key = generate_key()
             async with db.transaction() as session:
-                await accounts.insert_key(
-                    session, new_key, name="bench", balance_millicredits=10**15, user_group="default"
+                # No rate limit: the bench measures the service, not its limiter.
+                new_key, _, _ = await accounts.create_key(
+                    session,
+                    name="bench",
+                    user_group="default",
+                    credits_millicredits=10**15,
+                    limits=KeyLimits(rpm=10**6),
                 )
             return new_key.plaintext
         finally:

@@ -1,7 +1,8 @@
-"""Shared fixtures: real databases (SQLite always, PostgreSQL where reachable), settings, apps, keys.
+"""Shared fixtures: real databases (SQLite always, PostgreSQL where reachable), Redis, settings, apps, keys.
 
-PostgreSQL tests get a schema of their own, so parallel runs and leftovers never collide. Where PostgreSQL is
-absent they skip with the reason; with REELGATE_REQUIRE_SERVICES=1 (set by .ci/run) that skip is a failure.
+PostgreSQL tests get a schema of their own, so parallel runs and leftovers never collide. Where PostgreSQL or
+Redis is absent they skip with the reason; with REELGATE_REQUIRE_SERVICES=1 (set by .ci/run) that skip is a
+failure.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from reelgate.accounts import repository as accounts
+from reelgate.accounts import service as accounts
 from reelgate.accounts.credits import to_millicredits
-from reelgate.accounts.keys import generate_key
+from reelgate.accounts.repository import KeyLimits
 from reelgate.app import create_app
 from reelgate.config import Settings
 from reelgate.db import migrate
@@ -26,6 +28,7 @@ from reelgate.db.database import Database
 from reelgate.resources import database_for
 
 POSTGRES_URL = os.environ.get("REELGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("REELGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("REELGATE_REQUIRE_SERVICES") == "1"
 
 
@@ -74,12 +77,8 @@ class Backend:
     schema: str
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """A fresh, migrated-nothing database on each backend."""
-    if request.param == "sqlite":
-        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}", "")
-        return
+@contextmanager
+def _postgres_schema() -> Iterator[Backend]:
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     asyncio.run(_exec_pg(f'CREATE SCHEMA "{schema}"'))
@@ -87,6 +86,48 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield Backend("postgres", POSTGRES_URL, schema)
     finally:
         asyncio.run(_exec_pg(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh, migrated-nothing database on each backend."""
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}", "")
+        return
+    with _postgres_schema() as postgres:
+        yield postgres
+
+
+@pytest.fixture
+def postgres_backend() -> Iterator[Backend]:
+    """PostgreSQL only (what several processes share); skipped, or failed under CI, where it is absent."""
+    with _postgres_schema() as postgres:
+        yield postgres
+
+
+def _redis_reachable() -> str | None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"Redis not reachable at {REDIS_URL}: {exc}"
+    return None
+
+
+_REDIS_PROBLEM: list[str | None] = []
+
+
+def require_redis() -> None:
+    if not _REDIS_PROBLEM:
+        _REDIS_PROBLEM.append(_redis_reachable())
+    problem = _REDIS_PROBLEM[0]
+    if problem is not None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{problem} (REELGATE_REQUIRE_SERVICES=1: CI must not skip this)")
+        pytest.skip(problem)
 
 
 def sqlite_backend_at(directory: Path) -> Backend:
@@ -142,21 +183,34 @@ def migrate_db(settings: Settings) -> None:
     asyncio.run(run())
 
 
-def create_key(settings: Settings, *, credits: float = 1000, name: str = "test") -> str:
-    new_key = generate_key()
+def create_key(
+    settings: Settings,
+    *,
+    credits: float = 1000,
+    name: str = "test",
+    account_id: str | None = None,
+    user_group: str = "default",
+    limits: KeyLimits | None = None,
+) -> str:
+    """A key (on a new account of its own unless `account_id` is given) holding `credits`; returns the key."""
 
-    async def run() -> None:
+    async def run() -> str:
         db: Database = database_for(settings)
         try:
             async with db.transaction() as session:
-                await accounts.insert_key(
-                    session, new_key, name=name, balance_millicredits=to_millicredits(credits), user_group="default"
+                new_key, _, _ = await accounts.create_key(
+                    session,
+                    name=name,
+                    user_group=user_group,
+                    account_id=account_id,
+                    credits_millicredits=to_millicredits(credits),
+                    limits=limits,
                 )
+                return new_key.plaintext
         finally:
             await db.dispose()
 
-    asyncio.run(run())
-    return new_key.plaintext
+    return asyncio.run(run())
 
 
 @pytest.fixture

@@ -117,3 +117,54 @@ def test_generate_rejects_bad_input_clearly(settings: Settings, tmp_path: Path) 
 def test_engines_list(settings: Settings) -> None:
     code, output = run(settings, "engines", "list")
     assert code == 0 and "motion" in output and "kling-o1-image-to-video" in output
+
+
+def test_accounts_credits_and_limited_keys(settings: Settings) -> None:
+    code, output = run(settings, "accounts", "create", "--name", "acme", "--group", "vip", "--credits", "10", "--json")
+    assert code == 0, output
+    account = json.loads(output)
+    assert (account["balance"], account["user_group"]) == (10, "vip")
+    code, output = run(
+        settings,
+        *("keys", "create", "--name", "limited", "--account", account["id"], "--models", "kling-o1-image-to-video"),
+        *("--rpm", "30", "--max-concurrent", "2", "--expires", "30d", "--json"),
+    )
+    assert code == 0, output
+    key = json.loads(output)
+    assert key["account_id"] == account["id"] and key["rpm"] == 30 and key["expires_at"] > 0
+    assert run(settings, "keys", "create", "--name", "x", "--models", "nope")[0] == 1
+    assert run(settings, "keys", "create", "--name", "x", "--expires", "2001-01-01")[0] == 1
+    assert run(settings, "keys", "create", "--name", "x", "--account", "acct_missing")[0] == 1
+    assert run(settings, "credits", "grant", account["id"], "5", "--note", "bonus")[0] == 0
+    code, output = run(settings, "accounts", "show", account["id"], "--json")
+    assert json.loads(output)["available"] == 15 and json.loads(output)["keys"][0]["id"] == key["id"]
+    code, output = run(settings, "credits", "show", account["id"])
+    assert code == 0 and "bonus" in output and "grant" in output
+    code, output = run(settings, "accounts", "list")
+    assert code == 0 and account["id"] in output
+    code, output = run(settings, "credits", "audit", "--json")
+    assert code == 0 and json.loads(output)["ok"] is True
+
+
+def test_credits_audit_fails_on_a_drifted_balance(settings: Settings) -> None:
+    import asyncio
+
+    from sqlalchemy import update
+
+    from reelgate.db.models import Account
+    from reelgate.resources import database_for
+
+    code, output = run(settings, "accounts", "create", "--name", "drift", "--credits", "3", "--json")
+    account_id = json.loads(output)["id"]
+
+    async def tamper() -> None:
+        db = database_for(settings)
+        try:
+            async with db.transaction() as session:
+                await session.execute(update(Account).where(Account.id == account_id).values(balance_millicredits=1))
+        finally:
+            await db.dispose()
+
+    asyncio.run(tamper())
+    code, output = run(settings, "credits", "audit")
+    assert code == 1 and "cached balance 1 != sum of entries 3000" in output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,9 +13,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from reelgate import __version__
-from reelgate.api import callbacks, files, ops, tasks
+from reelgate.accounts.admin_token import weakness
+from reelgate.api import account, admin, callbacks, files, ops, tasks
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
-from reelgate.api.middleware import RequestMetrics
+from reelgate.api.middleware import RateLimitHeaders, RequestMetrics
 from reelgate.config import Settings
 from reelgate.db import migrate
 from reelgate.metrics import Metrics
@@ -31,7 +33,10 @@ Every non-2xx answer has the envelope `{"error": {"code", "message", "type", "pa
 
 
 def create_app(settings: Settings, *, workers: int = 0, resources: Resources | None = None) -> FastAPI:
-    """`workers` > 0 runs that many concurrent jobs in this process (embedded mode)."""
+    """`workers` > 0 runs that many concurrent jobs in this process (embedded mode). Refuses (ValueError) a weak
+    admin token: it guards every account's money."""
+    if settings.admin_token and (problem := weakness(settings.admin_token)) is not None:
+        raise ValueError(f"REELGATE_ADMIN_TOKEN is too weak: {problem}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,9 +54,12 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
         if workers > 0:
             worker = Worker(res, res.registry.engines, concurrency=workers)
             background.append(asyncio.create_task(worker.run(stop)))
+        reload_on_sighup = _install_sighup(res)
         try:
             yield
         finally:
+            if reload_on_sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             stop.set()
             await asyncio.gather(*background, return_exceptions=True)
             await res.close()
@@ -68,10 +76,24 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     app.include_router(callbacks.router)
     app.include_router(files.router)
     app.include_router(ops.router)
+    app.include_router(account.router)
+    if settings.admin_token:
+        app.include_router(admin.router)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _install_sighup(resources: Resources) -> bool:
+    """SIGHUP reloads the pricing file (it is also reloaded when it changes). Only the main thread of a process
+    can own signals; an app run elsewhere (a test client's thread) relies on the change check alone."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, resources.pricing.reload)
+    except (ValueError, RuntimeError, NotImplementedError):
+        return False
+    return True
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -81,7 +103,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     for path in schema.get("paths", {}).values():
         for operation in path.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                responses.pop("422")
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
     schemes = schema.get("components", {}).get("securitySchemes", {})

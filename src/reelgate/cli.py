@@ -9,12 +9,11 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -27,12 +26,16 @@ from rich.progress import (
 from rich.table import Table
 
 from reelgate.accounts import repository as accounts
+from reelgate.accounts import service as account_service
 from reelgate.accounts.credits import to_credits, to_millicredits
-from reelgate.accounts.keys import generate_key
+from reelgate.accounts.repository import KeyLimits
+from reelgate.cli_accounts import accounts_app, credits_app
+from reelgate.cli_common import console, err, fail, with_db
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.database import Database
-from reelgate.db.models import ApiKey
+from reelgate.db.models import Account, ApiKey
 from reelgate.engines.base import RGBImage
+from reelgate.errors import ApiError
 from reelgate.logs import configure_logging
 
 app = typer.Typer(
@@ -45,33 +48,15 @@ engines_app = typer.Typer(help="Engines this machine can run.", no_args_is_help=
 app.add_typer(keys_app, name="keys")
 app.add_typer(engines_app, name="engines")
 
-console = Console()
-err = Console(stderr=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(credits_app, name="credits")
+
+_fail = fail
+_with_db = with_db
 
 
 def _settings() -> Settings:
     return Settings()
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=1)
-
-
-T = TypeVar("T")
-
-
-async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    from reelgate.db import migrate
-    from reelgate.resources import database_for
-
-    db = database_for(settings)
-    try:
-        if not await migrate.is_current(db):
-            raise _fail("the database schema is not current: run 'reelgate migrate' first")
-        return await work(db)
-    finally:
-        await db.dispose()
 
 
 @app.command()
@@ -112,6 +97,7 @@ def serve(
     import uvicorn
 
     from reelgate.app import create_app
+    from reelgate.resources import pricing_source
 
     settings = _settings()
     if not settings.public_url:
@@ -120,13 +106,18 @@ def serve(
     concurrency = workers if workers is not None else (os.cpu_count() or 1)
     if concurrency < 0:
         raise _fail("--workers must be 0 or more")
+    try:
+        pricing_source(settings)
+        asgi_app = create_app(settings, workers=concurrency)
+    except ValueError as exc:  # a weak admin token, an unreadable or invalid pricing file
+        raise _fail(str(exc)) from None
     err.print(
         f"reelgate serving on http://{host}:{port} (docs: /docs) with "
         + (f"{concurrency} in-process job slot(s)" if concurrency else "no workers (API only)")
         + f"; data in {settings.home.resolve()}"
     )
     uvicorn.run(
-        create_app(settings, workers=concurrency),
+        asgi_app,
         host=host,
         port=port,
         log_config=None,
@@ -187,62 +178,113 @@ def worker(
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by")],
-    credits: Annotated[float, typer.Option(help="Starting credit balance", min=0)] = 0,
+    account: Annotated[str | None, typer.Option(help="Account of the key (default: a new account for it)")] = None,
+    credits: Annotated[float, typer.Option(help="Credits granted to the key's account", min=0)] = 0,
+    group: Annotated[str | None, typer.Option(help="User group of a new account")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated models the key may use (default: all)")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute (default: the group's)", min=1)] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option(help="Unfinished tasks at once (default: the group's)", min=1)
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="When the key stops working: ISO date/time (UTC if no zone) or e.g. 30d, 12h")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Create an API key; it is shown once and stored only as a hash."""
     settings = _settings()
-    new_key = generate_key()
+    allowed = [model.strip() for model in models.split(",") if model.strip()] if models is not None else None
+    if allowed is not None:
+        unknown = [model for model in allowed if model not in settings.models]
+        if unknown or not allowed:
+            known = ", ".join(settings.models)
+            raise _fail(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; known: {known}")
+    try:
+        expires_at = parse_expiry(expires, now=time.time()) if expires is not None else None
+    except ValueError as exc:
+        raise _fail(f"--expires: {exc}") from None
+    limits = KeyLimits(allowed_models=allowed, rpm_limit=rpm, max_concurrent=max_concurrent, expires_at=expires_at)
 
-    async def work(db: Database) -> None:
-        async with db.transaction() as session:
-            await accounts.insert_key(
-                session,
-                new_key,
-                name=name,
-                balance_millicredits=to_millicredits(credits),
-                user_group=settings.default_user_group,
-            )
+    async def work(db: Database) -> tuple[str, str, str]:
+        try:
+            async with db.transaction() as session:
+                new_key, _, owner = await account_service.create_key(
+                    session,
+                    name=name,
+                    user_group=group or settings.default_user_group,
+                    account_id=account,
+                    credits_millicredits=to_millicredits(credits),
+                    limits=limits,
+                )
+        except ApiError as exc:
+            raise _fail(exc.message) from None
+        return new_key.plaintext, new_key.webhook_secret, owner.id
 
-    asyncio.run(_with_db(settings, work))
+    plaintext, webhook_secret, account_id = asyncio.run(_with_db(settings, work))
+    key_id = plaintext.split("_")[1]
     if as_json:
         print(
             json.dumps(
                 {
-                    "id": new_key.key_id,
+                    "id": key_id,
                     "name": name,
-                    "key": new_key.plaintext,
+                    "key": plaintext,
+                    "account_id": account_id,
                     "credits": credits,
-                    "webhook_secret": new_key.webhook_secret,
+                    "webhook_secret": webhook_secret,
+                    "allowed_models": allowed,
+                    "rpm": rpm,
+                    "max_concurrent": max_concurrent,
+                    "expires_at": expires_at,
                 }
             )
         )
     else:
-        console.print(f"created key [bold]{new_key.key_id}[/bold] ({name}) with {credits:g} credits")
+        console.print(f"created key [bold]{key_id}[/bold] ({name}) on account {account_id}")
         console.print("the key (shown once, keep it safe):")
-        print(new_key.plaintext)
+        print(plaintext)
         console.print("its callback signing secret (shown once; verify webhook-signature with it):")
-        print(new_key.webhook_secret)
+        print(webhook_secret)
+
+
+def parse_expiry(value: str, *, now: float) -> float:
+    """`30d`, `12h`, `90m` from now, or an ISO date/time (UTC when it names no zone); never in the past."""
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if value[-1:] in units and value[:-1].isdigit():
+        return now + int(value[:-1]) * units[value[-1]]
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither an ISO date/time nor a duration like 30d") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment.timestamp() <= now:
+        raise ValueError(f"{value} is in the past")
+    return moment.timestamp()
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List API keys (ids and balances; the keys themselves are never stored)."""
+    """List API keys with their accounts' credits (the keys themselves are never stored)."""
     settings = _settings()
 
-    async def work(db: Database) -> list[ApiKey]:
+    async def work(db: Database) -> list[tuple[ApiKey, Account | None]]:
         async with db.read() as session:
-            return list(await accounts.list_keys(session))
+            keys = await accounts.list_keys(session)
+            return [(key, await accounts.get_account(session, key.account_id or "")) for key in keys]
 
     rows = asyncio.run(_with_db(settings, work))
-    table = Table("id", "name", "credits", "group", "status")
-    for row in rows:
+    table = Table("id", "name", "account", "available credits", "group", "models", "status")
+    for key, owner in rows:
+        view = account_service.key_view(key)
         table.add_row(
-            row.id,
-            row.name,
-            f"{to_credits(row.balance_millicredits):g}",
-            row.user_group,
-            "revoked" if row.revoked_at else "active",
+            key.id,
+            key.name,
+            key.account_id or "-",
+            f"{to_credits(owner.balance_millicredits - owner.held_millicredits):g}" if owner else "-",
+            owner.user_group if owner else "-",
+            ", ".join(key.allowed_models) if key.allowed_models is not None else "all",
+            view.status,
         )
     console.print(table)
 
@@ -314,13 +356,11 @@ def keys_bootstrap(
         async with db.transaction() as session:
             if await accounts.count_active_keys(session) > 0:
                 return None
-            new_key = generate_key()
-            await accounts.insert_key(
+            new_key, _, _ = await account_service.create_key(
                 session,
-                new_key,
                 name="development",
                 user_group=settings.default_user_group,
-                balance_millicredits=to_millicredits(credits),
+                credits_millicredits=to_millicredits(credits),
             )
             return new_key.plaintext
 

@@ -46,6 +46,35 @@ class Settings(BaseSettings):
     # Extra CA certificates (PEM file) the outbound client trusts, e.g. a self-signed test receiver.
     egress_ca_bundle: str = ""
 
+    # Relays to real upstreams (README "Relays (Kling, fal)"), with the operator's own credentials; a relay
+    # whose credentials are empty is unavailable and routing skips it.
+    kling_access_key: str = Field("", repr=False)
+    kling_secret_key: str = Field("", repr=False)
+    # Kling's international host (its docs: "the API endpoint ... updated to https://api-singapore.klingai.com").
+    kling_base_url: str = "https://api-singapore.klingai.com"
+    # Kling's `mode`: "std" (720p) or "pro" (1080p).
+    kling_mode: str = Field("std", pattern="^(std|pro)$")
+    fal_key: str = Field("", repr=False)
+    fal_base_url: str = "https://queue.fal.run"
+    # Upstream status polls: first wait, growing by half each poll up to the max.
+    relay_poll_initial_s: float = Field(2.0, gt=0)
+    relay_poll_max_s: float = Field(15.0, gt=0)
+    relay_request_timeout_s: float = Field(30.0, gt=0)
+    # Upstream requests in flight at once per credential (Kling counts concurrency per account).
+    relay_max_concurrent_per_credential: int = Field(4, ge=1)
+    # Submits/polls that fail in a row (5xx, timeouts) before the route is taken out for the cool-down.
+    relay_breaker_failures: int = Field(3, ge=1)
+    relay_breaker_cooldown_s: float = Field(60.0, gt=0)
+    # A 5xx/unreachable upstream is retried this many times (with backoff) before `service_unavailable`.
+    relay_upstream_retries: int = Field(3, ge=0)
+    # Upstream busy (Kling 1302/1303): the task goes back to pending for this long, until give-up.
+    relay_busy_retry_s: float = Field(30.0, gt=0)
+    relay_busy_give_up_s: float = Field(3600.0, gt=0)
+    # An upstream job still not finished after this long ends as `generation_timeout`.
+    relay_timeout_s: float = Field(1800.0, gt=0)
+    # Cap on the finished video copied from the upstream into our storage.
+    relay_max_video_mb: float = Field(200.0, gt=0)
+
     # Callbacks (CONTRACT.md section 5). The contract's timeout per attempt is 10 s; lower it only in tests.
     callback_timeout_s: float = Field(10.0, gt=0)
     # Callback attempts in flight at once per process; a slow receiver holds one slot, never the others.
@@ -54,9 +83,21 @@ class Settings(BaseSettings):
     # After `keys rotate-webhook-secret`, how long the previous secret keeps signing beside the new one.
     webhook_secret_overlap_s: float = Field(24 * 3600.0, ge=0)
 
-    # Pricing (a later issue brings a pricing table): credits per second of video.
+    # Pricing: a TOML table per model and user group (accounts/pricing.py), reloaded when the file changes or
+    # on SIGHUP. Without one, every model costs `price_per_second_credits` per second of video.
+    pricing_file: Path | None = None
     price_per_second_credits: float = Field(1.0, ge=0)
     default_user_group: str = "default"
+
+    # Per-key limits where neither the key nor its group's pricing entry sets one. 0 concurrent = no limit.
+    default_rpm: int = Field(6000, ge=1)
+    default_max_concurrent: int = Field(0, ge=0)
+    # Shared rate-limit counters for several API processes; empty = counted in this process only.
+    redis_url: str = ""
+    # How long a create's Idempotency-Key and its answer are kept.
+    idempotency_ttl_s: float = Field(24 * 3600.0, gt=0)
+    # Bearer token of the admin API (/admin/v1/...); empty = no admin API. A weak one refuses the start.
+    admin_token: str = Field("", repr=False)
 
     # Motion engine output size: the short side of the video in pixels (720 = 1280x720, 720x1280, 960x960 for 1:1).
     motion_short_side_px: int = Field(720, ge=64, le=2160)
@@ -68,6 +109,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("pricing_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod

@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reelgate.accounts.limits import RateLimiter, build_limiter
+from reelgate.accounts.pricing import PricingSource, builtin_table
 from reelgate.config import Settings
 from reelgate.db.database import Database
 from reelgate.egress.client import EgressClient
@@ -44,6 +46,10 @@ def database_for(settings: Settings) -> Database:
     return Database(settings.resolved_database_url, connect_args=connect_args)
 
 
+def pricing_source(settings: Settings) -> PricingSource:
+    return PricingSource(settings.pricing_file, builtin_table(settings.price_per_second_credits))
+
+
 def _egress_client(settings: Settings) -> EgressClient:
     return EgressClient(allow_private_networks=settings.allow_private_networks, ca_bundle=settings.egress_ca_bundle)
 
@@ -61,6 +67,8 @@ class Resources:
     registry: EngineRegistry
     metrics: Metrics
     scratch_root: Path
+    pricing: PricingSource
+    limiter: RateLimiter
     # Set by the API after a create commits, so in-process workers claim at once instead of at next poll.
     queue_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Set when a callback is written to the outbox (or a retry comes due), so the deliverer looks at once.
@@ -80,9 +88,12 @@ class Resources:
             registry=EngineRegistry(build_engines(settings), settings.models),
             metrics=metrics or Metrics(),
             scratch_root=scratch_root,
+            pricing=pricing_source(settings),
+            limiter=build_limiter(settings.redis_url),
         )
 
     async def close(self) -> None:
+        await self.limiter.aclose()
         await self.egress.aclose()
         await self.callback_egress.aclose()
         await self.db.dispose()

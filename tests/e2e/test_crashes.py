@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from reelgate.config import DEFAULT_MODEL, Settings
-from reelgate.db.models import ApiKey, Task
+from reelgate.db.models import Account, ApiKey, Task
 from reelgate.resources import database_for
 from tests.conftest import Backend, auth, create_key, make_settings, migrate_db, settings_env
 from tests.e2e.processes import Processes, free_port, ready, wait_until
@@ -44,7 +44,9 @@ def balance(settings: Settings, plaintext: str) -> int:
             async with db.read() as session:
                 key = await session.get(ApiKey, plaintext.split("_")[1])
                 assert key is not None
-                return key.balance_millicredits
+                account = await session.get(Account, key.account_id)
+                assert account is not None
+                return account.balance_millicredits - account.held_millicredits
         finally:
             await db.dispose()
 

@@ -180,9 +180,9 @@ def _moving_patch_pair() -> tuple[Image, Image]:
 def test_engine_with_rife_refines_local_motion_and_says_so(tmp_path: Path) -> None:
     a, b = _moving_patch_pair()
     assert plan_morph(a, b).method in refine_rife.REFINED_METHODS
-    engine = MotionEngine(short_side_px=144, refine="rife")
+    engine = MotionEngine(short_side_px=64, refine="rife")
     assert engine.availability().ok
-    assert engine.estimate_seconds(5) > MotionEngine(short_side_px=144).estimate_seconds(5)
+    assert engine.estimate_seconds(5) > MotionEngine(short_side_px=64).estimate_seconds(5)
     job = Job(task_id="t", images=[a, b], prompt="", aspect_ratio="16:9", duration_s=5, seed=1)
     context = _Context(tmp_path)
     result = engine.run(job, context, tmp_path / "out.mp4")
@@ -197,7 +197,7 @@ def test_engine_with_rife_leaves_a_pure_camera_move_to_the_layered_model(tmp_pat
     scene = np.asarray(cv2.resize(_photo("astronaut"), (320, 320), interpolation=cv2.INTER_AREA), dtype=np.uint8)
     a, b = np.ascontiguousarray(scene[100:244, 20:276]), np.ascontiguousarray(scene[100:244, 32:288])
     job = Job(task_id="t", images=[a, b], prompt="", aspect_ratio="16:9", duration_s=5, seed=1)
-    result = MotionEngine(short_side_px=144, refine="rife").run(job, _Context(tmp_path), tmp_path / "out.mp4")
+    result = MotionEngine(short_side_px=64, refine="rife").run(job, _Context(tmp_path), tmp_path / "out.mp4")
     assert result.info["method"] == "homography"
     assert result.info["refine"] == "none"
     assert result.frames == 120

@@ -8,7 +8,7 @@ from typing import Any
 
 from reelgate.accounts import repository as accounts
 from reelgate.config import DEFAULT_MODEL, Settings
-from reelgate.db.models import ApiKey
+from reelgate.db.models import Account, ApiKey
 from reelgate.errors import TaskErrorCode
 from reelgate.queue import repository as queue_repo
 from reelgate.resources import database_for
@@ -35,6 +35,19 @@ async def _key(session: Any, key_id: str) -> ApiKey:
     row = await accounts.get_key(session, key_id)
     assert row is not None
     return row
+
+
+async def _account(session: Any, key_id: str) -> Account:
+    """The key's account; `available` = balance - held is what the old per-key balance was."""
+    key = await _key(session, key_id)
+    account = await accounts.get_account(session, key.account_id or "")
+    assert account is not None
+    return account
+
+
+async def _available(session: Any, key_id: str) -> int:
+    account = await _account(session, key_id)
+    return account.balance_millicredits - account.held_millicredits
 
 
 async def _create(settings: Settings, key_id: str, count: int = 1) -> list[str]:
@@ -105,7 +118,7 @@ def test_claim_fence_and_stale_writer(tmp_path: Path, backend: Backend) -> None:
             async with db.read() as session:
                 task = await task_repo.get_task(session, task_id)
                 assert task is not None and task.result_key == "y.mp4" and task.progress == 100
-                assert (await _key(session, key_id)).balance_millicredits == 95_000
+                assert await _available(session, key_id) == 95_000
         finally:
             await db.dispose()
 
@@ -150,7 +163,7 @@ def test_cancel_and_finish_race_has_one_winner(tmp_path: Path, backend: Backend)
             results = await asyncio.gather(cancel(), complete())
             assert sorted(results) == [False, True]
             async with db.read() as session:
-                balance = (await _key(session, key_id)).balance_millicredits
+                balance = await _available(session, key_id)
                 task = await task_repo.get_task(session, task_id)
             assert task is not None
             # Settled exactly once: refunded if the cancel won, kept if the completion won.
@@ -217,7 +230,7 @@ def test_exhausted_attempts_fail_and_refund(tmp_path: Path, backend: Backend) ->
             async with db.read() as session:
                 task = await task_repo.get_task(session, task_id)
                 assert task is not None and task.status == "failed" and task.credits_state == "released"
-                assert (await _key(session, key_id)).balance_millicredits == 100_000
+                assert await _available(session, key_id) == 100_000
         finally:
             await db.dispose()
 
@@ -245,7 +258,7 @@ def test_reserve_never_goes_negative_under_concurrency(tmp_path: Path, backend: 
             results = await asyncio.gather(*(one() for _ in range(30)))
             assert results.count(True) == 20
             async with db.read() as session:
-                assert (await _key(session, key_id)).balance_millicredits == 0
+                assert await _available(session, key_id) == 0
         finally:
             await db.dispose()
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from reelgate.accounts import repository as accounts
-from reelgate.accounts.keys import generate_key
+from reelgate.accounts import service as accounts
+from reelgate.accounts.keys import NewKey
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.resources import database_for
 from tests.conftest import Backend, auth, make_settings, migrate_db
@@ -49,19 +49,18 @@ class Key:
 
 
 def new_key(settings: Settings, *, credits: float = 1000) -> Key:
-    created = generate_key()
-
-    async def run() -> None:
+    async def run() -> NewKey:
         db = database_for(settings)
         try:
             async with db.transaction() as session:
-                await accounts.insert_key(
-                    session, created, name="cb", balance_millicredits=round(credits * 1000), user_group="default"
+                created, _, _ = await accounts.create_key(
+                    session, name="cb", user_group="default", credits_millicredits=round(credits * 1000)
                 )
+                return created
         finally:
             await db.dispose()
 
-    asyncio.run(run())
+    created = asyncio.run(run())
     return Key(created.key_id, created.plaintext, created.webhook_secret)
 
 

@@ -1,29 +1,72 @@
-"""SQL for API keys and their balances. Callers own the transaction."""
+"""SQL for accounts and API keys. Money moves only through `ledger.py`. Callers own the transaction."""
 
 from __future__ import annotations
 
+import secrets
 import time
+from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.keys import NewKey
-from reelgate.db.models import ApiKey
+from reelgate.db.models import Account, ApiKey, Task
+from reelgate.tasks.states import UNFINISHED
 from reelgate.webhooks import repository as webhooks
 
 
+@dataclass(frozen=True)
+class KeyLimits:
+    """What a key may do; None = everything / inherit the group's limit."""
+
+    allowed_models: list[str] | None = None
+    rpm_limit: int | None = None
+    max_concurrent: int | None = None
+    expires_at: float | None = None
+
+
+def new_account_id() -> str:
+    return "acct_" + secrets.token_hex(6)
+
+
+async def insert_account(session: AsyncSession, *, name: str, user_group: str) -> Account:
+    row = Account(
+        id=new_account_id(),
+        name=name,
+        user_group=user_group,
+        balance_millicredits=0,
+        held_millicredits=0,
+        created_at=time.time(),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_account(session: AsyncSession, account_id: str, *, for_update: bool = False) -> Account | None:
+    return await session.get(Account, account_id, populate_existing=True, with_for_update=for_update or None)
+
+
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    return list((await session.scalars(select(Account).order_by(Account.created_at, Account.id))).all())
+
+
 async def insert_key(
-    session: AsyncSession, new_key: NewKey, *, name: str, balance_millicredits: int, user_group: str
+    session: AsyncSession, new_key: NewKey, *, name: str, account_id: str, limits: KeyLimits | None = None
 ) -> ApiKey:
     now = time.time()
+    limits = limits or KeyLimits()
     row = ApiKey(
         id=new_key.key_id,
         name=name,
         secret_hash=new_key.secret_hash,
-        balance_millicredits=balance_millicredits,
-        user_group=user_group,
         created_at=now,
         revoked_at=None,
+        account_id=account_id,
+        allowed_models=limits.allowed_models,
+        rpm_limit=limits.rpm_limit,
+        max_concurrent=limits.max_concurrent,
+        expires_at=limits.expires_at,
     )
     session.add(row)
     await session.flush()
@@ -35,13 +78,24 @@ async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
     return await session.get(ApiKey, key_id)
 
 
-async def list_keys(session: AsyncSession) -> list[ApiKey]:
-    return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all())
+async def get_key_with_account(session: AsyncSession, key_id: str) -> tuple[ApiKey, Account] | None:
+    row = (
+        await session.execute(
+            select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id).where(ApiKey.id == key_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def list_keys(session: AsyncSession, *, account_id: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if account_id is not None:
+        query = query.where(ApiKey.account_id == account_id)
+    return list((await session.scalars(query)).all())
 
 
 async def count_active_keys(session: AsyncSession) -> int:
-    rows = await session.scalars(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)))
-    return len(rows.all())
+    return int(await session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))) or 0)
 
 
 async def revoke_key(session: AsyncSession, key_id: str) -> bool:
@@ -51,29 +105,16 @@ async def revoke_key(session: AsyncSession, key_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def try_reserve(session: AsyncSession, key_id: str, amount_millicredits: int) -> bool:
-    """Take `amount` from the balance only if it is there: one conditional UPDATE, so concurrent creates
-    can never drive a balance below zero."""
-    result = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.balance_millicredits >= amount_millicredits)
-        .values(balance_millicredits=ApiKey.balance_millicredits - amount_millicredits)
+async def lock_key(session: AsyncSession, key_id: str) -> None:
+    """Serialise this key's creates (PostgreSQL row lock; SQLite's write transactions are serial already), so
+    counting its unfinished tasks and adding one is atomic."""
+    await session.execute(select(ApiKey.id).where(ApiKey.id == key_id).with_for_update())
+
+
+async def count_unfinished_tasks(session: AsyncSession, key_id: str) -> int:
+    query = (
+        select(func.count())
+        .select_from(Task)
+        .where(Task.api_key_id == key_id, Task.status.in_([str(s) for s in UNFINISHED]))
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def refund(session: AsyncSession, key_id: str, amount_millicredits: int) -> None:
-    await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id)
-        .values(balance_millicredits=ApiKey.balance_millicredits + amount_millicredits)
-    )
-
-
-async def grant(session: AsyncSession, key_id: str, amount_millicredits: int) -> bool:
-    result = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id)
-        .values(balance_millicredits=ApiKey.balance_millicredits + amount_millicredits)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return int(await session.scalar(query) or 0)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["Callbacks"])
     response_model_exclude_none=True,
     operation_id="listTaskCallbacks",
     summary="The task's callback deliveries and every attempt (status, error, latency, answer excerpt)",
-    responses=errors(400, 401, 404, 500),
+    responses=errors(400, 401, 404, 429, 500, 503),
 )
 async def list_callbacks(
     request: Request, task_id: str, key: CurrentKey, resources: ResourcesDep
@@ -35,7 +35,7 @@ async def list_callbacks(
     response_model_exclude_none=True,
     operation_id="redeliverTaskCallback",
     summary="Send the finished task's callback again: a new attempt series with the same webhook-id",
-    responses=errors(400, 401, 404, 500),
+    responses=errors(400, 401, 404, 429, 500, 503),
 )
 async def redeliver_callback(
     request: Request, task_id: str, key: CurrentKey, resources: ResourcesDep

@@ -1,12 +1,18 @@
-"""Request latency metrics, labelled by route template (not raw path, which would explode cardinality)."""
+"""Request latency metrics and rate-limit headers. Latency is labelled by route template (not raw path,
+which would explode cardinality)."""
 
 from __future__ import annotations
 
 import time
 
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reelgate.accounts.limits import Decision
 from reelgate.metrics import Metrics
+
+# Set by api/auth.py (kept here as a string so this module does not import the routers' dependencies).
+RATE_LIMIT_STATE = "rate_limit"
 
 
 class RequestMetrics:
@@ -35,3 +41,28 @@ class RequestMetrics:
             self.metrics.request_seconds.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - started
             )
+
+
+class RateLimitHeaders:
+    """Adds X-RateLimit-Limit/-Remaining/-Reset to every answer of an authenticated request (the dependency
+    that counted the request left its decision in the request state), error answers included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                decision = scope.get("state", {}).get(RATE_LIMIT_STATE)
+                if isinstance(decision, Decision):
+                    headers = MutableHeaders(scope=message)
+                    for name, value in decision.headers().items():
+                        if name.startswith("X-RateLimit-"):
+                            headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -12,6 +12,7 @@ from reelgate.api.auth import ResourcesDep
 from reelgate.api.responses import errors
 from reelgate.db import migrate
 from reelgate.db.models import Task
+from reelgate.engines.relay.base import RelayEngine
 from reelgate.errors import ApiError
 from reelgate.queue import repository as queue_repo
 from reelgate.tasks.states import TaskStatus
@@ -33,6 +34,14 @@ async def readyz(resources: ResourcesDep) -> dict[str, object]:
     if not current:
         raise ApiError(503, "Database schema is not current: run 'reelgate migrate'", headers={"Retry-After": "30"})
     engines = {name: engine.availability().ok for name, engine in resources.registry.engines.items()}
+    # A relay whose credentials the upstream refused needs the operator; the API itself still serves.
+    degraded = {
+        name: reason
+        for name, engine in resources.registry.engines.items()
+        if isinstance(engine, RelayEngine) and (reason := engine.degraded_reason())
+    }
+    if degraded:
+        return {"status": "degraded", "engines": engines, "degraded": degraded}
     return {"status": "ready", "engines": engines}
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
 
-from reelgate.api.auth import CurrentKey, ResourcesDep
+from reelgate.accounts import idempotency
+from reelgate.accounts.service import authorize_model
+from reelgate.api.auth import Caller, CurrentCaller, CurrentKey, ResourcesDep
 from reelgate.api.responses import errors
 from reelgate.api.strict import reject_unknown_query
 from reelgate.egress.urls import validate_callback_url
@@ -16,6 +19,7 @@ from reelgate.errors import ApiError
 from reelgate.media.images import validate_image_at_create
 from reelgate.tasks import repository, service
 from reelgate.tasks.schemas import CreateVideoRequest, TaskList, TaskObject
+from reelgate.tasks.service import Route
 
 router = APIRouter(prefix="/v1", tags=["Video Generation"])
 
@@ -28,11 +32,44 @@ MAX_PAGE = 100
     response_model_exclude_none=True,
     operation_id="createVideoGeneration",
     summary="Create an image-to-video task",
-    responses=errors(400, 401, 402, 404, 413, 500, 503),
+    responses=errors(400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 503),
 )
-async def create_video_generation(body: CreateVideoRequest, key: CurrentKey, resources: ResourcesDep) -> TaskObject:
+async def create_video_generation(
+    body: CreateVideoRequest,
+    caller: CurrentCaller,
+    resources: ResourcesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="Same key and body within 24 h = the same task, charged once",
+        ),
+    ] = None,
+) -> Any:
+    key = caller.key
+    usable = authorize_model(key, body.model, resources.registry.model_names())
+    route = resources.registry.route(body.model, body.duration, allowed=usable)
+    if idempotency_key is None:
+        return await _create(body, caller, resources, route, idempotency_key=None)
+    idempotency.validate_key(idempotency_key)
+    stored = await idempotency.claim(
+        resources.db, key.id, idempotency_key, idempotency.fingerprint(body.model_dump(mode="json"))
+    )
+    if stored is not None:
+        return JSONResponse(stored, headers={"Idempotent-Replayed": "true"})
+    try:
+        return await _create(body, caller, resources, route, idempotency_key=idempotency_key)
+    except BaseException:
+        # Nothing was created (the task and the stored answer commit together): free the key for a retry.
+        await idempotency.release(resources.db, key.id, idempotency_key)
+        raise
+
+
+async def _create(
+    body: CreateVideoRequest, caller: Caller, resources: ResourcesDep, route: Route, *, idempotency_key: str | None
+) -> dict[str, Any]:
     settings = resources.settings
-    route = resources.registry.route(body.model, body.duration)
     for index, url in enumerate(body.image_urls):
         # Decoding a data: URI is CPU work; keep it off the event loop.
         await asyncio.to_thread(
@@ -46,9 +83,29 @@ async def create_video_generation(body: CreateVideoRequest, key: CurrentKey, res
     if body.callback_url is not None:
         await validate_callback_url(body.callback_url, allow_private=settings.allow_private_networks)
     async with resources.db.transaction() as session:
-        task = await service.create_task(session, settings, key=key, request=body, route=route)
+        task = await service.create_task(
+            session,
+            settings,
+            key=caller.key,
+            request=body,
+            route=route,
+            pricing=resources.pricing.current(),
+            max_concurrent=caller.limits.max_concurrent,
+        )
+        answer = service.task_object(task, links=resources.links, settings=settings).model_dump(
+            mode="json", exclude_none=True
+        )
+        if idempotency_key is not None:
+            await idempotency.complete(
+                session,
+                caller.key.id,
+                idempotency_key,
+                task_id=task.id,
+                response=answer,
+                ttl_s=settings.idempotency_ttl_s,
+            )
     resources.queue_wakeup.set()
-    return service.task_object(task, links=resources.links, settings=settings)
+    return answer
 
 
 @router.get(
@@ -57,7 +114,7 @@ async def create_video_generation(body: CreateVideoRequest, key: CurrentKey, res
     response_model_exclude_none=True,
     operation_id="getTask",
     summary="Query a task",
-    responses=errors(400, 401, 404, 500),
+    responses=errors(400, 401, 404, 429, 500, 503),
 )
 async def get_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> TaskObject:
     async with resources.db.read() as session:
@@ -71,7 +128,7 @@ async def get_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> Ta
     response_model_exclude_none=True,
     operation_id="listTasks",
     summary="List the key's tasks, newest first",
-    responses=errors(400, 401, 500),
+    responses=errors(400, 401, 429, 500, 503),
 )
 async def list_tasks(
     request: Request,
@@ -106,7 +163,7 @@ async def list_tasks(
     response_model_exclude_none=True,
     operation_id="cancelTask",
     summary="Cancel a pending or processing task; its credits are released",
-    responses=errors(400, 401, 404, 500),
+    responses=errors(400, 401, 404, 429, 500, 503),
 )
 async def cancel_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> TaskObject:
     async with resources.db.transaction() as session:

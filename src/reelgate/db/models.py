@@ -7,12 +7,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class Account(Base):
+    """Who pays: holds the credits and belongs to a user group; has any number of API keys.
+
+    `balance` and `held` are caches of the ledger (`credit_entries`), written in the same transaction as every
+    entry: balance = grants + adjustments - captures, held = reserves - settlements. Spendable = balance - held.
+    """
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    user_group: Mapped[str] = mapped_column(String(64))
+    balance_millicredits: Mapped[int] = mapped_column(BigInteger)
+    held_millicredits: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Double)
 
 
 class ApiKey(Base):
@@ -23,10 +40,61 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     # sha256 of the secret half; the key itself is shown once and never stored.
     secret_hash: Mapped[str] = mapped_column(String(64))
-    balance_millicredits: Mapped[int] = mapped_column(BigInteger, default=0)
-    user_group: Mapped[str] = mapped_column(String(64), default="default")
     created_at: Mapped[float] = mapped_column(Double)
     revoked_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    # Nullable only because SQLite cannot add a NOT NULL reference to an existing table; every key created
+    # since migration 0003 has one, and `credits audit` reports a key without one.
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    # Limits of this key; None = all models / the group's limit (pricing file) / the service default.
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+    __table_args__ = (Index("ix_api_keys_account", "account_id"),)
+
+
+class CreditEntry(Base):
+    """The append-only ledger. Amounts are positive except `adjust`, which is signed.
+
+    `dedupe_key` is `reserve:<task>` or `settle:<task>` (capture and release share it): the unique constraint
+    lets the database itself refuse a second reserve or a second settlement of one task.
+    """
+
+    __tablename__ = "credit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_millicredits: Mapped[int] = mapped_column(BigInteger)
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_credit_entries_dedupe_key"),
+        Index("ix_credit_entries_account", "account_id", "id"),
+        Index("ix_credit_entries_task", "task_id"),
+    )
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` of a create: `in_progress` while the first request runs (expires_at = a short
+    lock, so a crashed request frees it), then `done` with the answer, kept until expires_at (24 h)."""
+
+    __tablename__ = "idempotency_keys"
+
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_idempotency_keys_expires", "expires_at"),)
 
 
 class Task(Base):
@@ -71,6 +139,15 @@ class Task(Base):
     credits_reserved_millicredits: Mapped[int] = mapped_column(BigInteger)
     # held -> captured (completed) | released (failed, cancelled); settled exactly once, with the terminal state.
     credits_state: Mapped[str] = mapped_column(String(16))
+
+    # Relay tasks (engines/relay): the upstream's task id, written in the fenced transaction that records the
+    # submit and before anything else, so a re-claimed task resumes polling instead of submitting again.
+    # `upstream_state` is "submitting" while a submit is in flight (outcome unknown until resolved), then the
+    # upstream's own phase ("queued", "running", "done"), which also decides `can_cancel`.
+    upstream_provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    upstream_task_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    upstream_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    upstream_submitted_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
     __table_args__ = (
         Index("ix_tasks_claim", "status", "engine", "available_at"),

@@ -9,6 +9,7 @@ check and the connect has nothing to act on.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
+from typing import Any
 
 import certifi
 import httpx
@@ -27,6 +29,12 @@ MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _EXCERPT_BYTES = 1024
 _CHUNK_BYTES = 64 * 1024
+# API answers (upstream status documents) are small; anything bigger is not an answer we can use.
+API_ANSWER_MAX_BYTES = 1024 * 1024
+
+
+class NotSentError(EgressError):
+    """The request never reached the server (no connection, TLS refused): retrying it cannot duplicate it."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,14 @@ class FetchedBody:
     data: bytes
     content_type: str | None
     final_url: str
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    status: int
+    # The parsed JSON document, or None when the body was empty or not JSON.
+    body: Any
+    text_excerpt: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,40 @@ class EgressClient:
             body_excerpt=excerpt.decode("utf-8", errors="replace"),
             elapsed_s=time.monotonic() - started,
         )
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        timeout_s: float,
+        body: object | None = None,
+        max_bytes: int = API_ANSWER_MAX_BYTES,
+    ) -> JsonResponse:
+        """One JSON API call (GET, POST, PUT) with the same per-request address checks as every other request;
+        a redirect is returned as the answer, never followed. The answer is read up to `max_bytes`.
+
+        Raises `NotSentError` (or `BlockedAddressError`) when nothing was sent, so the caller may retry safely;
+        any other `EgressError` means the server may have received the request (an ambiguous outcome).
+        """
+        target = _parse(url)
+        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        request_headers = {"Accept": "application/json", **headers}
+        if payload is not None:
+            request_headers.setdefault("Content-Type", "application/json")
+        sending = self._send(method, target, timeout_s=timeout_s, body=payload, headers=request_headers)
+        try:
+            async with asyncio.timeout(timeout_s), sending as response:
+                data = await _read_limited(response, _host(target), max_bytes)
+        except TimeoutError:
+            raise EgressError(f"request to {_host(target)} timed out after {timeout_s:g} s") from None
+        text = data.decode("utf-8", errors="replace")
+        try:
+            parsed: Any = json.loads(text) if text.strip() else None
+        except ValueError:
+            parsed = None
+        return JsonResponse(status=response.status_code, body=parsed, text_excerpt=text[:_EXCERPT_BYTES])
 
     @asynccontextmanager
     async def _send(
@@ -224,6 +274,18 @@ async def _read_capped(response: httpx.Response, host: str, max_bytes: int) -> b
     return b"".join(chunks)
 
 
+async def _read_limited(response: httpx.Response, host: str, max_bytes: int) -> bytes:
+    """The body whatever the status (an API's error answer is information too), capped like a download."""
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+        received += len(chunk)
+        if received > max_bytes:
+            raise TooLargeError(f"the answer from {host} is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _read_excerpt(response: httpx.Response) -> bytes:
     excerpt = b""
     async for chunk in response.aiter_raw(_EXCERPT_BYTES):
@@ -243,13 +305,18 @@ def _is_tls_failure(exc: BaseException) -> bool:
 
 
 def _translate(exc: httpx.HTTPError, host: str) -> EgressError:
-    """A short message for the user; httpx's own texts can name the internal address we connected to."""
+    """A short message for the user; httpx's own texts can name the internal address we connected to.
+
+    Failures while connecting (including the TLS handshake) are `NotSentError`: no request left this host."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return NotSentError(f"{host} did not answer in time")
     if isinstance(exc, httpx.TimeoutException):
         return EgressError(f"{host} did not answer in time")
     if _is_tls_failure(exc):
-        return EgressError(f"TLS handshake with {host} failed (certificate not valid for this host?)")
+        kind = NotSentError if isinstance(exc, httpx.ConnectError) else EgressError
+        return kind(f"TLS handshake with {host} failed (certificate not valid for this host?)")
     if isinstance(exc, httpx.ConnectError):
-        return EgressError(f"could not connect to {host}")
+        return NotSentError(f"could not connect to {host}")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return EgressError(f"the connection to {host} broke off")
     return EgressError(f"the request to {host} failed")

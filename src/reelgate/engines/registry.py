@@ -18,7 +18,23 @@ def _motion(settings: Settings) -> Engine:
     return MotionEngine(short_side_px=settings.motion_short_side_px, refine=refine)
 
 
-FACTORIES: dict[str, Callable[[Settings], Engine]] = {"motion": _motion}
+def _kling(settings: Settings) -> Engine:
+    from reelgate.engines.relay.kling import KlingRelay
+
+    return KlingRelay(settings)
+
+
+def _fal(settings: Settings) -> Engine:
+    from reelgate.engines.relay.fal import FalRelay
+
+    return FalRelay(settings)
+
+
+FACTORIES: dict[str, Callable[[Settings], Engine]] = {
+    "motion": _motion,
+    "kling": _kling,
+    "fal": _fal,
+}
 
 
 def build_engines(settings: Settings, names: Iterable[str] | None = None) -> dict[str, Engine]:
@@ -37,16 +53,36 @@ class EngineRegistry:
     def model_names(self) -> list[str]:
         return list(self.routes)
 
-    def route(self, model: str, duration_s: int = 5) -> Route:
-        """The first available engine of the model's route; unknown model = 404 naming one that exists."""
+    def route(self, model: str, duration_s: int = 5, *, allowed: list[str] | None = None) -> Route:
+        """The first available engine of the model's route; unknown model = 404 naming one that exists and,
+        given the caller's `allowed` models, one the caller may use."""
         candidates = self.routes.get(model)
         if candidates is None:
-            suggestion = next(iter(self.routes), None)
+            usable = [name for name in self.routes if allowed is None or name in allowed]
+            suggestion = usable[0] if usable else None
             raise ApiError(404, f"Specified model not found: {model!r}", param="model", fallback_suggestion=suggestion)
         for name in candidates:
             engine = self.engines.get(name)
             if engine is not None and engine.availability().ok:
-                return Route(model=model, engine=name, estimate_s=engine.estimate_seconds(duration_s))
+                limit = getattr(engine, "max_prompt_chars", None)
+                return Route(
+                    model=model, engine=name, estimate_s=engine.estimate_seconds(duration_s), max_prompt_chars=limit
+                )
+        if any(getattr(self.engines.get(name), "provider", None) for name in candidates):
+            # A relay route is out (no credentials, refused, or cooling down): name a model that is available.
+            available = [
+                other
+                for other, engines in self.routes.items()
+                if other != model
+                and (allowed is None or other in allowed)
+                and any((e := self.engines.get(n)) is not None and e.availability().ok for n in engines)
+            ]
+            raise ApiError(
+                502,
+                f"Every upstream of {model!r} is unavailable right now",
+                param="model",
+                fallback_suggestion=available[0] if available else "retry after 60 seconds",
+            )
         raise ApiError(
             503,
             f"No engine can serve {model!r} right now",

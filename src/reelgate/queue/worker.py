@@ -15,15 +15,13 @@ import time
 import uuid
 
 from reelgate.engines.base import Engine
-from reelgate.errors import TaskErrorCode
 from reelgate.logs import task_context
 from reelgate.queue import repository as queue_repo
 from reelgate.queue.notify import listen_for_tasks
+from reelgate.queue.recovery import recover_expired
 from reelgate.resources import Resources
-from reelgate.tasks import service
 from reelgate.tasks.jobs import ClaimedTask, run_claimed_task
 from reelgate.tasks.repository import Fence
-from reelgate.tasks.states import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +122,7 @@ class Worker:
             return
         self._last_recovery = now
         async with self.resources.db.transaction() as session:
-            requeued = await queue_repo.requeue_expired(session, now=now)
-            exhausted = await queue_repo.expired_without_attempts(session, now=now)
-            for task in exhausted:
-                await service.fail_task(
-                    session,
-                    task,
-                    code=TaskErrorCode.SERVICE_ERROR,
-                    message=f"The task's worker stopped {task.attempt} times; credits were released",
-                    from_statuses=(TaskStatus.PROCESSING,),
-                    fence=Fence(task.attempt, task.lease_owner or ""),
-                )
+            requeued = await recover_expired(session, now=now)
         for task_id in requeued:
             with task_context(task_id):
                 log.warning("lease expired; task requeued")

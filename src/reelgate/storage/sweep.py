@@ -1,4 +1,5 @@
-"""Deletes result videos whose 24-hour links have run out, and forgets them in the database."""
+"""Deletes result videos whose 24-hour links have run out (and forgets them in the database), and expired
+Idempotency-Keys."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import logging
 import time
 
+from reelgate.accounts import idempotency
 from reelgate.resources import Resources
 from reelgate.tasks import repository
 
@@ -26,10 +28,16 @@ async def sweep_expired_results(resources: Resources, *, now: float | None = Non
     return len(expired)
 
 
+async def sweep_expired_idempotency_keys(resources: Resources) -> int:
+    async with resources.db.transaction() as session:
+        return await idempotency.delete_expired(session, now=time.time())
+
+
 async def sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await sweep_expired_results(resources)
+            await sweep_expired_idempotency_keys(resources)
         except Exception:
             log.exception("result sweep failed; will retry")
         with contextlib.suppress(TimeoutError):

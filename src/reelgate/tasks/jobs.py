@@ -17,7 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reelgate.egress.client import EgressClient
 from reelgate.engines.base import Engine, EngineResult, Job, JobCancelled
+from reelgate.engines.relay import repository as relay_repo
+from reelgate.engines.relay.base import RelayEngine, RetryLater, UpstreamRecord
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.framing import nearest_aspect_ratio
 from reelgate.media.images import ImageRejected, load_image
@@ -41,12 +44,57 @@ class ThreadRunContext:
     scratch_dir: Path
     fraction: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
+    # Set by relays, which learn the time left from their upstream instead of from a rate of progress.
+    estimated_left_s: int | None = None
 
     def report_progress(self, fraction: float) -> None:
         self.fraction = min(1.0, max(self.fraction, fraction))
 
     def cancelled(self) -> bool:
         return self.stop.is_set()
+
+
+class DbRelayContext:
+    """A relay engine's view of its task (engines/relay/base.py RelayContext): progress and cancellation through
+    the heartbeat's ThreadRunContext, the upstream record through fenced writes."""
+
+    def __init__(self, resources: Resources, claimed: ClaimedTask, run: ThreadRunContext) -> None:
+        self._resources = resources
+        self._claimed = claimed
+        self._run = run
+        self.scratch_dir = run.scratch_dir
+        self.egress: EgressClient = resources.egress
+        self.created_at = 0.0
+        self._record: UpstreamRecord | None = None
+
+    async def load(self) -> None:
+        async with self._resources.db.read() as session:
+            self._record, self.created_at = await relay_repo.load(session, self._claimed.id)
+
+    @property
+    def upstream(self) -> UpstreamRecord | None:
+        return self._record
+
+    def report_progress(self, fraction: float, estimated_left_s: int | None = None) -> None:
+        self._run.report_progress(fraction)
+        self._run.estimated_left_s = estimated_left_s
+
+    def cancelled(self) -> bool:
+        return self._run.cancelled()
+
+    async def cancelled_by_user(self) -> bool:
+        async with self._resources.db.read() as session:
+            return await relay_repo.was_cancelled(session, self._claimed.id)
+
+    async def record_upstream(self, record: UpstreamRecord) -> None:
+        async with self._resources.db.transaction() as session:
+            alive = await relay_repo.record_upstream(
+                session, self._claimed.id, self._claimed.fence, record, now=time.time()
+            )
+        if not alive:
+            self._run.stop.set()
+            raise JobCancelled
+        self._record = record
 
 
 @dataclass(frozen=True)
@@ -72,7 +120,13 @@ async def run_claimed_task(resources: Resources, claimed: ClaimedTask, engine: E
         job = await _prepare_job(resources, claimed)
         heartbeat = asyncio.create_task(_heartbeat_loop(resources, claimed, ctx, started, job.aspect_ratio))
         try:
-            result = await asyncio.to_thread(engine.run, job, ctx, scratch / "output.mp4")
+            if isinstance(engine, RelayEngine):
+                # I/O bound: runs on this loop; its upstream record is written fenced by our lease.
+                relay_ctx = DbRelayContext(resources, claimed, ctx)
+                await relay_ctx.load()
+                result = await engine.run_relay(job, relay_ctx, scratch / "output.mp4")
+            else:
+                result = await asyncio.to_thread(engine.run, job, ctx, scratch / "output.mp4")
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
@@ -83,6 +137,9 @@ async def run_claimed_task(resources: Resources, claimed: ClaimedTask, engine: E
     except JobCancelled:
         outcome = "cancelled"
         log.info("stopped: task cancelled or lease lost")
+    except RetryLater as later:
+        outcome = "deferred"
+        await _defer(resources, claimed, later)
     except TaskFailure as failure:
         outcome = "failed"
         await _fail(resources, claimed, failure.code, failure.message)
@@ -123,6 +180,8 @@ async def _prepare_job(resources: Resources, claimed: ClaimedTask) -> Job:
 
 
 def _estimate_left_s(ctx: ThreadRunContext, started: float, fallback_s: int) -> int:
+    if ctx.estimated_left_s is not None:
+        return max(1, ctx.estimated_left_s)
     elapsed = time.monotonic() - started
     if ctx.fraction < _MIN_PROGRESS_FOR_ESTIMATE:
         return max(1, round(fallback_s - elapsed))
@@ -190,6 +249,14 @@ async def _fail(resources: Resources, claimed: ClaimedTask, code: TaskErrorCode,
     if won:
         resources.metrics.tasks_finished.labels(claimed.engine, "failed").inc()
         log.info("failed", extra={"error_code": str(code), "error_message": message})
+
+
+async def _defer(resources: Resources, claimed: ClaimedTask, later: RetryLater) -> None:
+    now = time.time()
+    async with resources.db.transaction() as session:
+        deferred = await relay_repo.defer(session, claimed.id, claimed.fence, available_at=now + later.delay_s, now=now)
+    if deferred:
+        log.warning("upstream busy; task back to pending", extra={"reason": later.reason, "delay_s": later.delay_s})
 
 
 async def _retry_or_fail(resources: Resources, claimed: ClaimedTask) -> None:

@@ -12,23 +12,28 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelgate.accounts import ledger
 from reelgate.accounts import repository as accounts
-from reelgate.accounts.credits import to_credits, to_millicredits
+from reelgate.accounts.credits import to_credits
+from reelgate.accounts.pricing import PricingTable, builtin_table
+from reelgate.accounts.service import require_account
 from reelgate.config import Settings
-from reelgate.db.models import ApiKey, Task
+from reelgate.db.models import Account, ApiKey, Task
+from reelgate.engines.relay.base import upstream_cancellable
 from reelgate.errors import ApiError, TaskErrorCode
 from reelgate.queue.notify import notify_new_task
 from reelgate.storage.links import LinkSigner
 from reelgate.tasks import repository
 from reelgate.tasks.repository import Fence
 from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskObject, Usage
-from reelgate.tasks.states import UNFINISHED, TaskStatus
+from reelgate.tasks.states import UNFINISHED, CreditsState, TaskStatus
 from reelgate.webhooks import outbox
 
 TASK_ID_PREFIX = "task-unified-"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-BILLING_RULE = "per_second"
 NOT_FOUND_MESSAGE = "Task not found or expired"
+# A task takes seconds to finish; asking again sooner than this only spends the caller's rate limit.
+CONCURRENCY_RETRY_AFTER_S = 5
 
 
 def new_task_id(now: float) -> str:
@@ -36,15 +41,13 @@ def new_task_id(now: float) -> str:
     return f"{TASK_ID_PREFIX}{int(now)}-{suffix}"
 
 
-def price_millicredits(settings: Settings, duration_s: int) -> int:
-    return to_millicredits(settings.price_per_second_credits * duration_s)
-
-
 @dataclass(frozen=True)
 class Route:
     model: str
     engine: str
     estimate_s: float
+    # The engine's prompt cap (a relay's upstream limit); a longer prompt is refused at create.
+    max_prompt_chars: int | None = None
 
 
 async def create_task(
@@ -54,18 +57,41 @@ async def create_task(
     key: ApiKey,
     request: CreateVideoRequest,
     route: Route,
+    pricing: PricingTable | None = None,
+    max_concurrent: int = 0,
 ) -> Task:
-    """Reserve the price and enqueue, in the caller's transaction: both happen or neither does."""
+    """Check the key's concurrency limit, reserve the price and enqueue, in the caller's transaction: all of it
+    happens or none of it does."""
     now = time.time()
-    price = price_millicredits(settings, request.duration)
-    if not await accounts.try_reserve(session, key.id, price):
+    if route.max_prompt_chars is not None and len(request.prompt) > route.max_prompt_chars:
+        raise ApiError(
+            400,
+            f"Prompt is {len(request.prompt)} characters; the {route.engine} upstream serving {route.model!r} "
+            f"accepts at most {route.max_prompt_chars}",
+            param="prompt",
+        )
+    account: Account = await require_account(session, key.account_id or "")
+    table = pricing or builtin_table(settings.price_per_second_credits)
+    quote = table.quote(route.model, account.user_group, request.duration)
+    if max_concurrent > 0:
+        await accounts.lock_key(session, key.id)
+        if await accounts.count_unfinished_tasks(session, key.id) >= max_concurrent:
+            raise ApiError(
+                429,
+                f"Too many unfinished tasks: this key may have {max_concurrent} at once",
+                fallback_suggestion="wait for a task to finish, or cancel one",
+                headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
+            )
+    task_id = new_task_id(now)
+    if not await ledger.reserve(session, account.id, task_id, quote.millicredits):
         raise ApiError(
             402,
-            f"Insufficient quota: this task costs {to_credits(price)} credits",
+            f"Insufficient quota: this task costs {to_credits(quote.millicredits)} credits and the account has "
+            f"{to_credits(account.balance_millicredits - account.held_millicredits)} available",
             fallback_suggestion="ask the operator for credits (reelgate credits grant) or use duration 5",
         )
     task = Task(
-        id=new_task_id(now),
+        id=task_id,
         api_key_id=key.id,
         model=route.model,
         engine=route.engine,
@@ -91,9 +117,9 @@ async def create_task(
         finished_at=None,
         result_key=None,
         result_info={},
-        billing_rule=BILLING_RULE,
-        user_group=key.user_group,
-        credits_reserved_millicredits=price,
+        billing_rule=quote.billing_rule,
+        user_group=account.user_group,
+        credits_reserved_millicredits=quote.millicredits,
         credits_state="held",
     )
     await repository.insert_task(session, task)
@@ -124,6 +150,12 @@ async def cancel_task(session: AsyncSession, settings: Settings, key: ApiKey, ta
     task = await get_visible_task(session, settings, key, task_id)
     if task.status not in UNFINISHED:
         raise ApiError(400, f"Task is already {task.status} and can no longer be cancelled", param="task_id")
+    if not can_cancel(task):
+        raise ApiError(
+            400,
+            f"Task can no longer be cancelled: {task.upstream_provider} is already generating it",
+            param="task_id",
+        )
     cancelled = await fail_task(
         session,
         task,
@@ -152,7 +184,6 @@ async def fail_task(
         session, task.id, code=code, message=message, now=now, from_statuses=from_statuses, fence=fence
     )
     if won is not None:
-        await accounts.refund(session, won.api_key_id, won.credits_reserved_millicredits)
         await _task_ended(session, won, now)
     return won
 
@@ -171,10 +202,19 @@ async def complete_task(
 
 
 async def _task_ended(session: AsyncSession, task: Task, now: float) -> None:
-    """Every terminal transition that wins comes through here, after its credits are settled and before its
-    transaction commits: the callback is in the outbox if and only if the outcome is in the database."""
+    """Every terminal transition that wins comes through here, before its transaction commits: the ledger's
+    settlement (capture for completed, release otherwise) and the callback are in the database if and only if
+    the outcome is. The ledger's unique settlement key makes a second settlement roll the transaction back."""
+    captured = task.credits_state == CreditsState.CAPTURED
+    await ledger.settle(session, task.id, ledger.EntryKind.CAPTURE if captured else ledger.EntryKind.RELEASE)
     if task.callback_url is not None:
         await outbox.enqueue_task_callback(session, task, now=now)
+
+
+def can_cancel(task: Task) -> bool:
+    """While cancel can really stop the work: unfinished and, for a relay task, while its upstream can still
+    drop it (engines/relay/base.py upstream_cancellable)."""
+    return task.status in UNFINISHED and upstream_cancellable(task.upstream_provider, task.upstream_state)
 
 
 def task_object(task: Task, *, links: LinkSigner, settings: Settings) -> TaskObject:
@@ -192,7 +232,7 @@ def task_object(task: Task, *, links: LinkSigner, settings: Settings) -> TaskObj
         progress=task.progress,
         status=task.status,
         task_info=TaskInfo(
-            can_cancel=task.status in UNFINISHED,
+            can_cancel=can_cancel(task),
             estimated_time=task.estimated_time_s if task.status in UNFINISHED else 0,
             video_duration=task.duration_s,
             engine=task.engine,

@@ -1,0 +1,140 @@
+"""The credit ledger: every change of an account's money is one appended entry plus one conditional UPDATE of
+the account's cached balance and holds, in the caller's transaction (so the cache never disagrees with the sum
+of entries that committed with it).
+
+reserve: held += amount, only while balance - held >= amount (one conditional UPDATE: concurrent creates on
+         one account can never push spendable credit below zero, whatever their number).
+capture: balance -= amount, held -= amount (the hold becomes a charge).
+release: held -= amount (the hold is given back).
+grant:   balance += amount.   adjust: balance += signed amount, only while balance + amount >= held.
+A task has at most one reserve and at most one settlement (capture or release): `dedupe_key` is unique.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelgate.db.models import Account, CreditEntry
+
+
+class EntryKind(StrEnum):
+    GRANT = "grant"
+    RESERVE = "reserve"
+    CAPTURE = "capture"
+    RELEASE = "release"
+    ADJUST = "adjust"
+
+
+SETTLEMENTS = (EntryKind.CAPTURE, EntryKind.RELEASE)
+
+
+def reserve_key(task_id: str) -> str:
+    return f"reserve:{task_id}"
+
+
+def settle_key(task_id: str) -> str:
+    return f"settle:{task_id}"
+
+
+def _entry(
+    session: AsyncSession,
+    account_id: str,
+    kind: EntryKind,
+    amount_millicredits: int,
+    *,
+    task_id: str | None = None,
+    dedupe_key: str | None = None,
+    note: str | None = None,
+) -> None:
+    session.add(
+        CreditEntry(
+            account_id=account_id,
+            kind=kind,
+            amount_millicredits=amount_millicredits,
+            task_id=task_id,
+            dedupe_key=dedupe_key,
+            note=note,
+            created_at=time.time(),
+        )
+    )
+
+
+async def reserve(session: AsyncSession, account_id: str, task_id: str, amount_millicredits: int) -> bool:
+    """Hold `amount` for the task if the account can spend it; False (and nothing written) if it cannot."""
+    result = await session.execute(
+        update(Account)
+        .where(
+            Account.id == account_id,
+            Account.balance_millicredits - Account.held_millicredits >= amount_millicredits,
+        )
+        .values(held_millicredits=Account.held_millicredits + amount_millicredits)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    _entry(
+        session, account_id, EntryKind.RESERVE, amount_millicredits, task_id=task_id, dedupe_key=reserve_key(task_id)
+    )
+    await session.flush()
+    return True
+
+
+async def settle(session: AsyncSession, task_id: str, kind: EntryKind) -> None:
+    """Capture or release the task's hold. A second settlement of one task fails on the unique constraint,
+    which rolls back the whole terminal transaction: a task is never charged or refunded twice."""
+    if kind not in SETTLEMENTS:
+        raise ValueError(f"not a settlement: {kind}")
+    hold = await session.scalar(select(CreditEntry).where(CreditEntry.dedupe_key == reserve_key(task_id)))
+    if hold is None:
+        # Every task since the ledger has a reserve (a price of 0 too); only a task that ended before the
+        # ledger existed has none, and there is nothing to settle for it.
+        return
+    amount = hold.amount_millicredits
+    values = {"held_millicredits": Account.held_millicredits - amount}
+    if kind == EntryKind.CAPTURE:
+        values["balance_millicredits"] = Account.balance_millicredits - amount
+    await session.execute(update(Account).where(Account.id == hold.account_id).values(**values))
+    _entry(session, hold.account_id, kind, amount, task_id=task_id, dedupe_key=settle_key(task_id))
+    await session.flush()
+
+
+async def grant(session: AsyncSession, account_id: str, amount_millicredits: int, *, note: str | None = None) -> bool:
+    if amount_millicredits <= 0:
+        raise ValueError("a grant must be positive")
+    result = await session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(balance_millicredits=Account.balance_millicredits + amount_millicredits)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    _entry(session, account_id, EntryKind.GRANT, amount_millicredits, note=note)
+    await session.flush()
+    return True
+
+
+async def adjust(session: AsyncSession, account_id: str, amount_millicredits: int, *, note: str | None = None) -> bool:
+    """A signed correction; refused (False) where it would leave less than the account holds for its tasks."""
+    result = await session.execute(
+        update(Account)
+        .where(
+            Account.id == account_id,
+            Account.balance_millicredits + amount_millicredits >= Account.held_millicredits,
+        )
+        .values(balance_millicredits=Account.balance_millicredits + amount_millicredits)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    _entry(session, account_id, EntryKind.ADJUST, amount_millicredits, note=note)
+    await session.flush()
+    return True
+
+
+async def entries(session: AsyncSession, account_id: str, *, limit: int = 100) -> list[CreditEntry]:
+    rows = await session.scalars(
+        select(CreditEntry).where(CreditEntry.account_id == account_id).order_by(CreditEntry.id.desc()).limit(limit)
+    )
+    return list(rows.all())

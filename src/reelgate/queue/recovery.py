@@ -1,0 +1,27 @@
+"""Recovery of tasks whose worker died: expired leases go back to the queue while attempts remain; a task out
+of attempts ends as failed with its credits released (settled like any terminal transition)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelgate.errors import TaskErrorCode
+from reelgate.queue import repository as queue_repo
+from reelgate.tasks import service
+from reelgate.tasks.repository import Fence
+from reelgate.tasks.states import TaskStatus
+
+
+async def recover_expired(session: AsyncSession, *, now: float) -> list[str]:
+    """Requeue what can be retried, fail what cannot; returns the requeued task ids."""
+    requeued = await queue_repo.requeue_expired(session, now=now)
+    for task in await queue_repo.expired_without_attempts(session, now=now):
+        await service.fail_task(
+            session,
+            task,
+            code=TaskErrorCode.SERVICE_ERROR,
+            message=f"The task's worker stopped {task.attempt} times; credits were released",
+            from_statuses=(TaskStatus.PROCESSING,),
+            fence=Fence(task.attempt, task.lease_owner or ""),
+        )
+    return requeued

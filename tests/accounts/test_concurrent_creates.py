@@ -1,0 +1,86 @@
+"""100 concurrent creates against an account that can pay for 37: exactly 37 tasks, 63 answers of 402, nothing
+left, audit clean. In one process on SQLite and PostgreSQL, and across two `reelgate serve` processes on
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reelgate.db.models import Task
+from tests.accounts.harness import Harness, create_body, harness
+from tests.conftest import Backend, auth, make_settings, migrate_db, settings_env
+from tests.e2e.processes import Processes, free_port, ready, wait_until
+
+CREATES = 100
+AFFORDABLE = 37
+PRICE_CREDITS = 5  # duration 5 at the built-in 1 credit per second
+
+
+def _task_count(h: Harness, key: str) -> int:
+    from sqlalchemy import func, select
+
+    async def work() -> int:
+        async with h.resources.db.read() as session:
+            query = select(func.count()).select_from(Task).where(Task.api_key_id == key.split("_")[1])
+            return int(await session.scalar(query) or 0)
+
+    return h.call(work)
+
+
+async def _fire(base_urls: list[str], key: str, transport: httpx.AsyncBaseTransport | None = None) -> Counter[int]:
+    async with httpx.AsyncClient(transport=transport, timeout=60) as client:
+
+        async def one(index: int) -> int:
+            base = base_urls[index % len(base_urls)]
+            response = await client.post(f"{base}/v1/videos/generations", json=create_body(), headers=auth(key))
+            if response.status_code == 402:
+                assert response.json()["error"]["type"] == "insufficient_quota_error"
+            return response.status_code
+
+        return Counter(await asyncio.gather(*(one(i) for i in range(CREATES))))
+
+
+def _check(h: Harness, key: str, account_id: str, statuses: Counter[int]) -> None:
+    assert statuses == Counter({200: AFFORDABLE, 402: CREATES - AFFORDABLE})
+    assert _task_count(h, key) == AFFORDABLE
+    account = h.account(account_id)
+    assert account.balance_millicredits == AFFORDABLE * PRICE_CREDITS * 1000
+    assert account.balance_millicredits - account.held_millicredits == 0
+    report = h.audit()
+    assert report.ok, report.problems
+    assert report.tasks_checked == AFFORDABLE
+
+
+def test_100_concurrent_creates_in_one_process(tmp_path: Path, backend: Backend) -> None:
+    settings = make_settings(tmp_path / "home", backend)
+    migrate_db(settings)
+    with harness(settings) as h:
+        key, account_id = h.new_key(credits=AFFORDABLE * PRICE_CREDITS)
+        app = h.client.app
+        statuses = h.call(lambda: _fire(["http://app"], key, httpx.ASGITransport(app=app)))  # type: ignore[arg-type]
+        _check(h, key, account_id, statuses)
+
+
+@pytest.mark.slow
+def test_100_concurrent_creates_across_two_processes(
+    tmp_path: Path, postgres_backend: Backend, processes: Processes
+) -> None:
+    settings = make_settings(tmp_path / "home", postgres_backend)
+    migrate_db(settings)
+    env = settings_env(settings)
+    bases = []
+    for name in ("api-a", "api-b"):
+        port = free_port()
+        processes.start(name, ["serve", "--port", str(port), "--workers", "0"], env)
+        bases.append(f"http://127.0.0.1:{port}")
+    for base in bases:
+        wait_until(lambda base=base: ready(base), 30, f"{base} to start")
+    with harness(settings) as h:
+        key, account_id = h.new_key(credits=AFFORDABLE * PRICE_CREDITS)
+        statuses = asyncio.run(_fire(bases, key))
+        _check(h, key, account_id, statuses)
