@@ -52,7 +52,9 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
             asyncio.create_task(Deliverer(res).run(stop)),
         ]
         if workers > 0:
-            worker = Worker(res, res.registry.engines, concurrency=workers)
+            # Like `reelgate worker`: an engine this machine cannot run (no weights, no GPU) never claims tasks.
+            runnable = {name: engine for name, engine in res.registry.engines.items() if engine.availability().ok}
+            worker = Worker(res, runnable, concurrency=workers)
             background.append(asyncio.create_task(worker.run(stop)))
         reload_on_sighup = _install_sighup(res)
         try:

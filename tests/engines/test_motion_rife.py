@@ -197,7 +197,7 @@ def test_engine_with_rife_leaves_a_pure_camera_move_to_the_layered_model(tmp_pat
     scene = np.asarray(cv2.resize(_photo("astronaut"), (320, 320), interpolation=cv2.INTER_AREA), dtype=np.uint8)
     a, b = np.ascontiguousarray(scene[100:244, 20:276]), np.ascontiguousarray(scene[100:244, 32:288])
     job = Job(task_id="t", images=[a, b], prompt="", aspect_ratio="16:9", duration_s=5, seed=1)
-    result = MotionEngine(short_side_px=64, refine="rife").run(job, _Context(tmp_path), tmp_path / "out.mp4")
+    result = MotionEngine(short_side_px=144, refine="rife").run(job, _Context(tmp_path), tmp_path / "out.mp4")
     assert result.info["method"] == "homography"
     assert result.info["refine"] == "none"
     assert result.frames == 120

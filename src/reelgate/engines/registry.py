@@ -18,6 +18,21 @@ def _motion(settings: Settings) -> Engine:
     return MotionEngine(short_side_px=settings.motion_short_side_px, refine=refine)
 
 
+def _wan(settings: Settings) -> Engine:
+    # Imported here: the diffusion modules import torch lazily, so a base install builds them (unavailable).
+    from reelgate.engines.diffusion.options import wan_options
+    from reelgate.engines.diffusion.wan import WanEngine
+
+    return WanEngine(wan_options(settings))
+
+
+def _ltx(settings: Settings) -> Engine:
+    from reelgate.engines.diffusion.ltx import LtxEngine
+    from reelgate.engines.diffusion.options import ltx_options
+
+    return LtxEngine(ltx_options(settings))
+
+
 def _kling(settings: Settings) -> Engine:
     from reelgate.engines.relay.kling import KlingRelay
 
@@ -32,6 +47,8 @@ def _fal(settings: Settings) -> Engine:
 
 FACTORIES: dict[str, Callable[[Settings], Engine]] = {
     "motion": _motion,
+    "wan": _wan,
+    "ltx": _ltx,
     "kling": _kling,
     "fal": _fal,
 }
