@@ -263,3 +263,43 @@ def test_reserve_never_goes_negative_under_concurrency(tmp_path: Path, backend: 
             await db.dispose()
 
     asyncio.run(scenario())
+
+
+def test_cancel_judged_before_a_submit_left_does_not_win_after_it(tmp_path: Path, backend: Backend) -> None:
+    """A cancel reads the task while nothing was sent upstream (can_cancel true); a relay worker then records
+    its submit. The cancel's compare-and-set must lose: the upstream cannot be stopped any more."""
+    from reelgate.engines.relay import repository as relay_repo
+    from reelgate.engines.relay.base import UpstreamRecord, UpstreamState
+
+    settings, key_id = setup(tmp_path, backend)
+
+    async def scenario() -> None:
+        [task_id] = await _create(settings, key_id)
+        db = database_for(settings)
+        try:
+            async with db.transaction() as session:
+                claimed = await queue_repo.claim(session, engines=["motion"], owner="A", lease_s=30, now=1e10)
+            assert claimed is not None
+            async with db.read() as session:
+                seen_by_cancel = await task_repo.get_task(session, task_id)
+            assert seen_by_cancel is not None and service.can_cancel(seen_by_cancel)
+            record = UpstreamRecord(provider="kling", task_id=None, state=UpstreamState.SUBMITTING, submitted_at=1e10)
+            async with db.transaction() as session:
+                assert await relay_repo.record_upstream(session, task_id, Fence(1, "A"), record, now=1e10)
+            async with db.transaction() as session:
+                lost = await service.fail_task(
+                    session,
+                    seen_by_cancel,
+                    code=TaskErrorCode.REQUEST_CANCELLED,
+                    message="cancelled",
+                    from_statuses=(TaskStatus.PENDING, TaskStatus.PROCESSING),
+                    as_seen=True,
+                )
+            assert lost is None
+            async with db.read() as session:
+                task = await task_repo.get_task(session, task_id)
+            assert task is not None and task.status == "processing" and task.credits_state == "held"
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())

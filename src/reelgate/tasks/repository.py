@@ -64,11 +64,19 @@ async def mark_failed(
     now: float,
     from_statuses: tuple[TaskStatus, ...],
     fence: Fence | None = None,
+    as_seen: Task | None = None,
 ) -> Task | None:
-    """Compare-and-set to `failed`, releasing the hold. Returns the row if this call won the transition."""
+    """Compare-and-set to `failed`, releasing the hold. Returns the row if this call won the transition.
+
+    `as_seen`: only if the relay state is still the one the caller judged by (a cancel decided while nothing
+    had been sent upstream must not win once a submit has left)."""
+    condition = and_(fenced(task_id, from_statuses, fence), Task.credits_state == CreditsState.HELD)
+    if as_seen is not None:
+        seen = as_seen.upstream_state
+        condition = and_(condition, Task.upstream_state.is_(None) if seen is None else Task.upstream_state == seen)
     result = await session.execute(
         update(Task)
-        .where(fenced(task_id, from_statuses, fence), Task.credits_state == CreditsState.HELD)
+        .where(condition)
         .values(
             status=TaskStatus.FAILED,
             error_code=code,

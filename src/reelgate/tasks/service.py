@@ -162,10 +162,12 @@ async def cancel_task(session: AsyncSession, settings: Settings, key: ApiKey, ta
         code=TaskErrorCode.REQUEST_CANCELLED,
         message="Task cancelled by request",
         from_statuses=UNFINISHED,
+        # can_cancel was judged on what we read; a submit that left since must not be cancelled under it.
+        as_seen=True,
     )
     if cancelled is None:
-        # A worker finished it between our read and our write; answer with what really happened.
-        raise ApiError(400, "Task finished before it could be cancelled", param="task_id")
+        # A worker finished it, or sent it upstream, between our read and our write.
+        raise ApiError(400, "Task finished or was sent upstream before it could be cancelled", param="task_id")
     return cancelled
 
 
@@ -177,11 +179,20 @@ async def fail_task(
     message: str,
     from_statuses: tuple[TaskStatus, ...],
     fence: Fence | None = None,
+    as_seen: bool = False,
 ) -> Task | None:
-    """End a task as failed and refund its hold, in one transaction; None if another writer won."""
+    """End a task as failed and refund its hold, in one transaction; None if another writer won.
+    `as_seen`: only while its upstream state is still the one `task` shows (see repository.mark_failed)."""
     now = time.time()
     won = await repository.mark_failed(
-        session, task.id, code=code, message=message, now=now, from_statuses=from_statuses, fence=fence
+        session,
+        task.id,
+        code=code,
+        message=message,
+        now=now,
+        from_statuses=from_statuses,
+        fence=fence,
+        as_seen=task if as_seen else None,
     )
     if won is not None:
         await _task_ended(session, won, now)
