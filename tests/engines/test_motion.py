@@ -212,7 +212,9 @@ def test_speed_scales_the_zoom() -> None:
     slow, normal, fast = (
         view_at(camera_move_from_prompt(f"{speed} zoom in"), 1.0).zoom for speed in ("slow", "steady", "fast")
     )
-    assert 1.0 < slow < normal < fast
+    # Every speed zooms in (zoom above 1), and faster speeds zoom further.
+    assert slow > 1.0
+    assert slow < normal < fast
 
 
 ALL_MOVES = [
