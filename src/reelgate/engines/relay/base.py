@@ -237,6 +237,25 @@ class RelayBase:
             f"The service's {self.provider} account is misconfigured; credits were released",
         )
 
+    def stored_upstream_id(self, ctx: RelayContext) -> str | None:
+        """The upstream id this provider already accepted for the task (a resumed attempt), if any."""
+        record = ctx.upstream
+        return record.task_id if record is not None and record.provider == self.provider else None
+
+    def submit_left_unanswered(self, ctx: RelayContext) -> bool:
+        """An earlier attempt recorded a submit but no upstream id: it may or may not have been accepted."""
+        record = ctx.upstream
+        return self.stored_upstream_id(ctx) is None and record is not None and record.state == UpstreamState.SUBMITTING
+
+    async def before_submit(self, ctx: RelayContext, attempt: int) -> None:
+        """Back off after a failed try, stop if cancelled, and record (fenced) that a submit is about to leave,
+        before anything is sent: a crash from here on is resolved without a blind second submit."""
+        if attempt:
+            await self.wait(ctx, self.settings.relay_poll_initial_s * 2 ** (attempt - 1))
+        if ctx.cancelled():
+            raise JobCancelled
+        await self.update(ctx, task_id=None, state=UpstreamState.SUBMITTING, submitted_at=time.time())
+
     async def update(self, ctx: RelayContext, **changes: object) -> UpstreamRecord:
         current = ctx.upstream or UpstreamRecord(self.provider, None, None, None)
         record = replace(current, provider=self.provider, **changes)  # type: ignore[arg-type]

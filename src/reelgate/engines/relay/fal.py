@@ -92,9 +92,8 @@ class FalRelay(RelayBase):
         return response
 
     async def run_relay(self, job: Job, ctx: RelayContext, output_path: Path) -> EngineResult:
-        record = ctx.upstream
-        request_id = record.task_id if record is not None and record.provider == self.provider else None
-        if request_id is None and record is not None and record.state == UpstreamState.SUBMITTING:
+        request_id = self.stored_upstream_id(ctx)
+        if self.submit_left_unanswered(ctx):
             raise TaskFailure(
                 TaskErrorCode.SERVICE_UNAVAILABLE,
                 "An earlier submit to fal got no answer and fal cannot be asked about it; not submitted again "
@@ -108,11 +107,7 @@ class FalRelay(RelayBase):
         body = self.submit_body(job)
         problem = "no answer"
         for attempt in range(self.settings.relay_upstream_retries + 1):
-            if attempt:
-                await self.wait(ctx, self.settings.relay_poll_initial_s * 2 ** (attempt - 1))
-            if ctx.cancelled():
-                raise JobCancelled
-            await self.update(ctx, task_id=None, state=UpstreamState.SUBMITTING, submitted_at=time.time())
+            await self.before_submit(ctx, attempt)
             try:
                 response = await self.call(ctx, "POST", f"{self._base_url}/{MODEL_PATH}", body)
             except (NotSentError, BlockedAddressError, TransientUpstreamError) as exc:

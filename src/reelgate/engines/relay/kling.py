@@ -159,9 +159,8 @@ class KlingRelay(RelayBase):
     # -- the run ------------------------------------------------------------------------------------------------
 
     async def run_relay(self, job: Job, ctx: RelayContext, output_path: Path) -> EngineResult:
-        record = ctx.upstream
-        upstream_id = record.task_id if record is not None and record.provider == self.provider else None
-        if upstream_id is None and record is not None and record.state == UpstreamState.SUBMITTING:
+        upstream_id = self.stored_upstream_id(ctx)
+        if self.submit_left_unanswered(ctx):
             # A submit of an earlier attempt left without an answer: ask Kling before sending another.
             upstream_id = await self.find_by_external_id(ctx, job.task_id)
         if upstream_id is None:
@@ -172,12 +171,7 @@ class KlingRelay(RelayBase):
         body = self.submit_body(job)
         problem = "no answer"
         for attempt in range(self.settings.relay_upstream_retries + 1):
-            if attempt:
-                await self.wait(ctx, self.settings.relay_poll_initial_s * 2 ** (attempt - 1))
-            if ctx.cancelled():
-                raise JobCancelled
-            # Recorded (fenced) before anything leaves: a crash from here on is resolved by the lookup.
-            await self.update(ctx, task_id=None, state=UpstreamState.SUBMITTING, submitted_at=time.time())
+            await self.before_submit(ctx, attempt)
             try:
                 answer = await self.call(ctx, "POST", TASKS_PATH, body)
             except (NotSentError, BlockedAddressError) as exc:
