@@ -31,7 +31,7 @@ def test_keys_create_json_list_and_revoke(settings: Settings) -> None:
     assert run(settings, "keys", "revoke", created["id"])[0] == 0
     assert "revoked" in run(settings, "keys", "list")[1]
     code, output = run(settings, "keys", "revoke", created["id"])
-    assert code == 1 and "no active key" in output
+    assert code == 1 and "No active key with id" in output
 
 
 def test_keys_create_shows_the_webhook_secret_once_and_rotation_prints_a_new_one(settings: Settings) -> None:
@@ -52,7 +52,7 @@ def test_keys_create_shows_the_webhook_secret_once_and_rotation_prints_a_new_one
     assert code == 0 and "whsec_" in output
     assert run(settings, "keys", "revoke", created["id"])[0] == 0
     code, output = run(settings, "keys", "rotate-webhook-secret", created["id"])
-    assert code == 1 and "no active key" in output
+    assert code == 1 and "No active key with id" in output
 
 
 def test_bootstrap_creates_one_dev_key_and_prints_curl(settings: Settings) -> None:

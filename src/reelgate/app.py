@@ -20,10 +20,8 @@ from reelgate.api.middleware import RateLimitHeaders, RequestMetrics
 from reelgate.config import Settings
 from reelgate.db import migrate
 from reelgate.metrics import Metrics
-from reelgate.queue.worker import Worker
 from reelgate.resources import Resources
-from reelgate.storage.sweep import sweep_forever
-from reelgate.webhooks.delivery import Deliverer
+from reelgate.tasks.sweep import sweep_forever
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +47,11 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
         background: list[asyncio.Task[None]] = [
             asyncio.create_task(sweep_forever(res, stop)),
             # In every mode, API-only included: a cancel ends a task here, and its callback leaves from here.
-            asyncio.create_task(Deliverer(res).run(stop)),
+            asyncio.create_task(res.deliverer().run(stop)),
         ]
         if workers > 0:
             # Like `reelgate worker`: an engine this machine cannot run (no weights, no GPU) never claims tasks.
-            runnable = {name: engine for name, engine in res.registry.engines.items() if engine.availability().ok}
-            worker = Worker(res, runnable, concurrency=workers)
-            background.append(asyncio.create_task(worker.run(stop)))
+            background.append(asyncio.create_task(res.worker(concurrency=workers).run(stop)))
         reload_on_sighup = _install_sighup(res)
         try:
             yield

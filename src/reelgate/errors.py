@@ -1,4 +1,4 @@
-"""The error vocabulary of the contract (CONTRACT.md section 4) and the business codes of failed tasks.
+"""The error vocabulary of the contract (docs/contract.md section 4) and the business codes of failed tasks.
 
 Raise `ApiError` (or a subclass) anywhere in a request; one handler in `api/errors.py` renders the envelope.
 """
@@ -71,7 +71,7 @@ class ApiError(Exception):
 
 
 class TaskErrorCode(StrEnum):
-    """String business codes of a failed task (`error.code`), CONTRACT.md section 2."""
+    """String business codes of a failed task (`error.code`), docs/contract.md section 2."""
 
     CONTENT_POLICY_VIOLATION = "content_policy_violation"
     INVALID_PARAMETERS = "invalid_parameters"

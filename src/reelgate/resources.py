@@ -1,25 +1,46 @@
-"""The live handles built from Settings: database, storage, link signer, egress client, engines, metrics.
+"""The live handles built from Settings, and the one place that wires the packages together.
 
 Built in the app's lifespan (or by a CLI command), never at import time, so tests build one per settings.
+The lower packages name what they need as protocols (queue/context.py, webhooks/delivery.py,
+tasks/context.py); `Resources` provides all of them, including the two hooks that let a lower layer reach a
+higher one without importing it: the queue's "a task ended" (settle credits, enqueue the callback) and the
+deliverer's "what does this callback send".
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from prometheus_client import generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.limits import RateLimiter, build_limiter
 from reelgate.accounts.pricing import PricingSource, builtin_table
 from reelgate.config import Settings
+from reelgate.db import migrate
 from reelgate.db.database import Database
+from reelgate.db.models import Task
 from reelgate.egress.client import EgressClient
+from reelgate.engines.base import Engine
 from reelgate.engines.registry import EngineRegistry, build_engines
+from reelgate.engines.relay.base import RelayEngine
+from reelgate.engines.relay.health import RelayRuntime
+from reelgate.errors import ApiError
 from reelgate.metrics import Metrics
+from reelgate.queue import repository as queue_repo
+from reelgate.queue.states import TaskStatus
+from reelgate.queue.worker import Worker
+from reelgate.storage.base import Storage
 from reelgate.storage.links import LinkSigner
 from reelgate.storage.local import LocalStorage
+from reelgate.tasks import callbacks, settlement
+from reelgate.webhooks.delivery import CallbackPayload, Deliverer
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -58,8 +79,8 @@ def _egress_client(settings: Settings) -> EgressClient:
 class Resources:
     settings: Settings
     db: Database
-    storage: LocalStorage
     links: LinkSigner
+    storage: Storage
     egress: EgressClient
     # Callbacks get an outbound client (and so a connection pool) of their own: slow receivers can never
     # hold the connections that image downloads of running tasks need.
@@ -69,28 +90,89 @@ class Resources:
     scratch_root: Path
     pricing: PricingSource
     limiter: RateLimiter
-    # Set by the API after a create commits, so in-process workers claim at once instead of at next poll.
-    queue_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set when a callback is written to the outbox (or a retry comes due), so the deliverer looks at once.
-    callback_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    relays: RelayRuntime = field(default_factory=RelayRuntime)
 
     @classmethod
-    def build(cls, settings: Settings, *, metrics: Metrics | None = None) -> Resources:
+    def build(
+        cls, settings: Settings, *, metrics: Metrics | None = None, engine_names: Iterable[str] | None = None
+    ) -> Resources:
+        """`engine_names`: build only these engines (a worker that runs a few); ValueError for an unknown one."""
+        relays = RelayRuntime()
+        engines = build_engines(settings, engine_names, relays=relays)
         scratch_root = settings.home / "tmp"
         scratch_root.mkdir(parents=True, exist_ok=True)
+        links = LinkSigner(load_secret_key(settings), settings.public_url or DEFAULT_PUBLIC_URL)
         return cls(
             settings=settings,
             db=database_for(settings),
-            storage=LocalStorage(settings.videos_dir),
-            links=LinkSigner(load_secret_key(settings), settings.public_url or DEFAULT_PUBLIC_URL),
+            links=links,
+            storage=LocalStorage(settings.videos_dir, links),
             egress=_egress_client(settings),
             callback_egress=_egress_client(settings),
-            registry=EngineRegistry(build_engines(settings), settings.models),
+            registry=EngineRegistry(engines, settings.models),
             metrics=metrics or Metrics(),
             scratch_root=scratch_root,
             pricing=pricing_source(settings),
             limiter=build_limiter(settings.redis_url),
+            relays=relays,
         )
+
+    # -- the hooks the lower layers call ----------------------------------------------------------------------
+
+    async def task_ended(self, session: AsyncSession, task: Task, now: float) -> None:
+        await settlement.task_ended(session, task, now)
+
+    async def callback_payloads(self, session: AsyncSession, task_ids: list[str]) -> dict[str, CallbackPayload]:
+        return await callbacks.callback_payloads(session, task_ids, storage=self.storage, settings=self.settings)
+
+    # -- the background processes ----------------------------------------------------------------------------
+
+    def runnable_engines(self) -> dict[str, Engine]:
+        """The engines this machine can run (weights present, credentials set); only they claim tasks."""
+        return {name: engine for name, engine in self.registry.engines.items() if engine.availability().ok}
+
+    def unavailable_engines(self) -> dict[str, str]:
+        return {
+            name: engine.availability().reason
+            for name, engine in self.registry.engines.items()
+            if not engine.availability().ok
+        }
+
+    def worker(self, *, concurrency: int) -> Worker:
+        return Worker(self, self.runnable_engines(), concurrency=concurrency)
+
+    def deliverer(self) -> Deliverer:
+        return Deliverer(self)
+
+    # -- operations ----------------------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, Any]:
+        """`/readyz`: the database reachable and migrated, and each engine's availability; a relay whose
+        credentials the upstream refused degrades readiness (the API itself still serves)."""
+        try:
+            current = await migrate.is_current(self.db)
+        except Exception:
+            raise ApiError(503, "Database unreachable", headers={"Retry-After": "5"}) from None
+        if not current:
+            raise ApiError(503, "Database schema is not current: run 'reelgate migrate'", headers={"Retry-After": "30"})
+        engines = {name: engine.availability().ok for name, engine in self.registry.engines.items()}
+        degraded = {
+            name: reason
+            for name, engine in self.registry.engines.items()
+            if isinstance(engine, RelayEngine) and (reason := engine.degraded_reason())
+        }
+        if degraded:
+            return {"status": "degraded", "engines": engines, "degraded": degraded}
+        return {"status": "ready", "engines": engines}
+
+    async def metrics_text(self) -> bytes:
+        """`/metrics`: the queue's gauges read from the database, then every metric in Prometheus format."""
+        async with self.db.read() as session:
+            counts = await queue_repo.counts(session, now=time.time())
+        for status in TaskStatus:
+            self.metrics.tasks.labels(str(status)).set(counts.by_status.get(status, 0))
+        self.metrics.queue_depth.set(counts.ready)
+        return bytes(generate_latest(self.metrics.registry))
 
     async def close(self) -> None:
         await self.limiter.aclose()

@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 from fastapi.testclient import TestClient
 
 from reelgate.accounts import service as accounts
-from reelgate.accounts.audit import AuditReport, audit
 from reelgate.accounts.credits import to_millicredits
 from reelgate.accounts.repository import KeyLimits
 from reelgate.app import create_app
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Account
 from reelgate.resources import Resources
+from reelgate.tasks.audit import AuditReport, audit
 from tests.images import astronaut, data_uri
 
 T = TypeVar("T")

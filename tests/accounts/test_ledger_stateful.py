@@ -19,11 +19,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from reelgate.accounts import service as accounts
 from reelgate.errors import TaskErrorCode
 from reelgate.queue import repository as queue_repo
+from reelgate.queue import terminal
 from reelgate.queue.recovery import recover_expired
-from reelgate.tasks import repository as task_repo
-from reelgate.tasks import service
-from reelgate.tasks.repository import Fence
-from reelgate.tasks.states import UNFINISHED, TaskStatus
+from reelgate.queue.repository import Fence
+from reelgate.queue.states import UNFINISHED, TaskStatus
+from reelgate.tasks.settlement import task_ended
 from tests.accounts.harness import Harness, create_body, harness
 from tests.conftest import Backend, auth, make_settings, migrate_db
 
@@ -130,15 +130,14 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
             async def work() -> bool:
                 async with h.resources.db.transaction() as session:
                     if succeed:
-                        won = await service.complete_task(
-                            session, task_id, fence=fence, result_key="x.mp4", result_info={}
+                        won = await terminal.complete(
+                            session, task_ended, task_id, fence=fence, result_key="x.mp4", result_info={}
                         )
                         return won is not None
-                    task = await task_repo.get_task(session, task_id)
-                    assert task is not None
-                    failed = await service.fail_task(
+                    failed = await terminal.fail(
                         session,
-                        task,
+                        task_ended,
+                        task_id,
                         code=TaskErrorCode.SERVICE_ERROR,
                         message="engine failed",
                         from_statuses=(TaskStatus.PROCESSING,),
@@ -160,7 +159,7 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
 
             async def work() -> None:
                 async with h.resources.db.transaction() as session:
-                    await recover_expired(session, now=clock[0])
+                    await recover_expired(session, task_ended, now=clock[0])
 
             h.call(work)
             for task in self.tasks.values():

@@ -1,4 +1,4 @@
-"""The contract's fields, limits and error envelope (CONTRACT.md sections 1-4 and 6), on a real database."""
+"""The contract's fields, limits and error envelope (docs/contract.md sections 1-4 and 6), on a real database."""
 
 from __future__ import annotations
 

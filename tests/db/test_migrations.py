@@ -63,7 +63,7 @@ def test_0003_gives_each_existing_key_an_account_with_its_balance(tmp_path: Path
     from alembic import command
     from sqlalchemy import text
 
-    from reelgate.accounts.audit import audit
+    from reelgate.tasks.audit import audit
 
     settings = make_settings(tmp_path / "home", backend)
 

@@ -9,15 +9,17 @@ from typing import Any
 from reelgate.accounts import repository as accounts
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Account, ApiKey
+from reelgate.engines.registry import Route
 from reelgate.errors import TaskErrorCode
 from reelgate.queue import repository as queue_repo
+from reelgate.queue import terminal
+from reelgate.queue.repository import Fence
+from reelgate.queue.states import TaskStatus
 from reelgate.resources import database_for
 from reelgate.tasks import repository as task_repo
 from reelgate.tasks import service
-from reelgate.tasks.repository import Fence
 from reelgate.tasks.schemas import CreateVideoRequest
-from reelgate.tasks.service import Route
-from reelgate.tasks.states import TaskStatus
+from reelgate.tasks.settlement import task_ended
 from tests.conftest import Backend, create_key, make_settings, migrate_db
 
 ROUTE = Route(model=DEFAULT_MODEL, engine="motion", estimate_s=3)
@@ -90,7 +92,7 @@ def test_claim_fence_and_stale_writer(tmp_path: Path, backend: Backend) -> None:
                     session, task_id, stale, lease_s=30, progress=50, estimated_time_s=1, now=1e10 + 32
                 )
                 assert (
-                    await task_repo.mark_completed(
+                    await queue_repo.mark_completed(
                         session, task_id, fence=stale, result_key="x.mp4", result_info={}, now=1e10 + 32
                     )
                     is None
@@ -98,9 +100,10 @@ def test_claim_fence_and_stale_writer(tmp_path: Path, backend: Backend) -> None:
                 task = await task_repo.get_task(session, task_id)
                 assert task is not None
                 assert (
-                    await service.fail_task(
+                    await terminal.fail(
                         session,
-                        task,
+                        task_ended,
+                        task.id,
                         code=TaskErrorCode.SERVICE_ERROR,
                         message="stale",
                         from_statuses=(TaskStatus.PROCESSING,),
@@ -111,7 +114,7 @@ def test_claim_fence_and_stale_writer(tmp_path: Path, backend: Backend) -> None:
                 assert await queue_repo.heartbeat(
                     session, task_id, fresh, lease_s=30, progress=50, estimated_time_s=1, now=1e10 + 32
                 )
-                done = await task_repo.mark_completed(
+                done = await queue_repo.mark_completed(
                     session, task_id, fence=fresh, result_key="y.mp4", result_info={}, now=1e10 + 33
                 )
                 assert done is not None and done.status == "completed" and done.credits_state == "captured"
@@ -141,9 +144,10 @@ def test_cancel_and_finish_race_has_one_winner(tmp_path: Path, backend: Backend)
                     task = await task_repo.get_task(session, task_id)
                     assert task is not None
                     return (
-                        await service.fail_task(
+                        await terminal.fail(
                             session,
-                            task,
+                            task_ended,
+                            task.id,
                             code=TaskErrorCode.REQUEST_CANCELLED,
                             message="cancelled",
                             from_statuses=(TaskStatus.PENDING, TaskStatus.PROCESSING),
@@ -154,7 +158,7 @@ def test_cancel_and_finish_race_has_one_winner(tmp_path: Path, backend: Backend)
             async def complete() -> bool:
                 async with db.transaction() as session:
                     return (
-                        await task_repo.mark_completed(
+                        await queue_repo.mark_completed(
                             session, task_id, fence=Fence(1, "A"), result_key="k.mp4", result_info={}, now=1e10 + 1
                         )
                         is not None
@@ -219,9 +223,10 @@ def test_exhausted_attempts_fail_and_refund(tmp_path: Path, backend: Backend) ->
                 exhausted = await queue_repo.expired_without_attempts(session, now=now)
                 assert [task.id for task in exhausted] == [task_id]
                 task = exhausted[0]
-                assert await service.fail_task(
+                assert await terminal.fail(
                     session,
-                    task,
+                    task_ended,
+                    task.id,
                     code=TaskErrorCode.SERVICE_ERROR,
                     message="gone",
                     from_statuses=(TaskStatus.PROCESSING,),
@@ -268,7 +273,6 @@ def test_reserve_never_goes_negative_under_concurrency(tmp_path: Path, backend: 
 def test_cancel_judged_before_a_submit_left_does_not_win_after_it(tmp_path: Path, backend: Backend) -> None:
     """A cancel reads the task while nothing was sent upstream (can_cancel true); a relay worker then records
     its submit. The cancel's compare-and-set must lose: the upstream cannot be stopped any more."""
-    from reelgate.engines.relay import repository as relay_repo
     from reelgate.engines.relay.base import UpstreamRecord, UpstreamState
 
     settings, key_id = setup(tmp_path, backend)
@@ -285,15 +289,16 @@ def test_cancel_judged_before_a_submit_left_does_not_win_after_it(tmp_path: Path
             assert seen_by_cancel is not None and service.can_cancel(seen_by_cancel)
             record = UpstreamRecord(provider="kling", task_id=None, state=UpstreamState.SUBMITTING, submitted_at=1e10)
             async with db.transaction() as session:
-                assert await relay_repo.record_upstream(session, task_id, Fence(1, "A"), record, now=1e10)
+                assert await queue_repo.record_upstream(session, task_id, Fence(1, "A"), record, now=1e10)
             async with db.transaction() as session:
-                lost = await service.fail_task(
+                lost = await terminal.fail(
                     session,
-                    seen_by_cancel,
+                    task_ended,
+                    seen_by_cancel.id,
                     code=TaskErrorCode.REQUEST_CANCELLED,
                     message="cancelled",
                     from_statuses=(TaskStatus.PENDING, TaskStatus.PROCESSING),
-                    as_seen=True,
+                    as_seen=seen_by_cancel,
                 )
             assert lost is None
             async with db.read() as session:

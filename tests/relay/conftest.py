@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Task
-from reelgate.engines.relay.routing import forget_health
 from reelgate.resources import database_for
 from tests.conftest import Backend, auth, make_settings, migrate_db
 from tests.e2e.processes import Processes
@@ -28,10 +27,8 @@ TERMINAL = ("completed", "failed")
 
 @pytest.fixture
 def upstreams(tmp_path: Path) -> Iterator[Upstreams]:
-    forget_health()
     with fake_upstreams(tmp_path) as ups:
         yield ups
-    forget_health()
 
 
 def relay_settings(tmp_path: Path, backend: Backend, ups: Upstreams, **overrides: object) -> Settings:

@@ -10,9 +10,9 @@ import pytest
 from reelgate.config import Settings
 from reelgate.engines.registry import EngineRegistry, build_engines
 from reelgate.engines.relay.base import upstream_cancellable
+from reelgate.engines.relay.health import CircuitBreaker, RelayRuntime
 from reelgate.engines.relay.jwt import REFRESH_MARGIN_S, TOKEN_LIFETIME_S, KlingToken
 from reelgate.engines.relay.kling import classify_failure
-from reelgate.engines.relay.routing import CircuitBreaker, forget_health
 from reelgate.errors import ApiError, TaskErrorCode
 
 
@@ -83,10 +83,9 @@ def test_failure_messages_are_classified() -> None:
     assert classify_failure("timeout in renderer") == TaskErrorCode.GENERATION_FAILED_NO_CONTENT
 
 
-def _registry(tmp_path: Path, **overrides: object) -> EngineRegistry:
-    forget_health()
+def _registry(tmp_path: Path, relays: RelayRuntime | None = None, **overrides: object) -> EngineRegistry:
     settings = Settings(home=tmp_path, **overrides)  # type: ignore[arg-type]
-    return EngineRegistry(build_engines(settings, ["motion", "kling", "fal"]), settings.models)
+    return EngineRegistry(build_engines(settings, ["motion", "kling", "fal"], relays=relays), settings.models)
 
 
 def test_route_skips_relays_without_credentials(tmp_path: Path) -> None:
@@ -120,3 +119,16 @@ def test_open_breaker_takes_the_route_out(tmp_path: Path) -> None:
     health.breaker.record_failure()
     assert not kling.availability().ok and "cooling down" in kling.availability().reason
     assert registry.route("o1").engine == "motion"
+
+
+def test_route_health_is_shared_within_a_service_and_never_across_services(tmp_path: Path) -> None:
+    """No module-level state: engines built on one RelayRuntime (one service) share a credential's breaker;
+    another service in the same process starts healthy."""
+    kling = {"models": {"o1": ["kling", "motion"]}, "kling_access_key": "a", "kling_secret_key": "s"}
+    shared = RelayRuntime()
+    first = _registry(tmp_path, shared, relay_breaker_failures=1, **kling)
+    second_of_same_service = _registry(tmp_path, shared, relay_breaker_failures=1, **kling)
+    other_service = _registry(tmp_path, relay_breaker_failures=1, **kling)
+    first.engines["kling"].health.breaker.record_failure()  # type: ignore[attr-defined]
+    assert second_of_same_service.route("o1").engine == "motion"
+    assert other_service.route("o1").engine == "kling"

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from reelgate.app import create_app
 from reelgate.config import DEFAULT_MODEL, Settings
-from reelgate.storage.sweep import sweep_expired_results
+from reelgate.tasks.sweep import sweep_expired_results
 from tests.conftest import auth, create_key
 from tests.e2e.test_generation import wait_done
 from tests.images import astronaut, data_uri

@@ -15,11 +15,12 @@ from standardwebhooks import Webhook
 
 from reelgate.app import create_app
 from reelgate.config import Settings
-from reelgate.db.models import ApiKey, CallbackDelivery, Task
+from reelgate.db.models import ApiKey, CallbackDelivery
 from reelgate.errors import TaskErrorCode
+from reelgate.queue import terminal
+from reelgate.queue.states import UNFINISHED
 from reelgate.resources import database_for
-from reelgate.tasks import service
-from reelgate.tasks.states import UNFINISHED
+from reelgate.tasks.settlement import task_ended
 from reelgate.webhooks import outbox
 from reelgate.webhooks import repository as webhooks
 from reelgate.webhooks.signing import generate_secret
@@ -52,10 +53,13 @@ def test_one_outbox_row_per_outcome_and_none_without_the_terminal_commit(
             # A transaction that ends the task but does not commit leaves no callback behind.
             with pytest.raises(RuntimeError):
                 async with db.transaction() as session:
-                    task = await session.get(Task, task_id)
-                    assert task is not None
-                    ended = await service.fail_task(
-                        session, task, code=TaskErrorCode.SERVICE_ERROR, message="x", from_statuses=UNFINISHED
+                    ended = await terminal.fail(
+                        session,
+                        task_ended,
+                        task_id,
+                        code=TaskErrorCode.SERVICE_ERROR,
+                        message="x",
+                        from_statuses=UNFINISHED,
                     )
                     assert ended is not None
                     raise RuntimeError("crash before commit")
@@ -63,18 +67,19 @@ def test_one_outbox_row_per_outcome_and_none_without_the_terminal_commit(
             # Two writers race to end it: one wins and writes the one callback, the other writes nothing.
             for _ in range(2):
                 async with db.transaction() as session:
-                    task = await session.get(Task, task_id)
-                    assert task is not None
-                    await service.fail_task(
-                        session, task, code=TaskErrorCode.SERVICE_ERROR, message="x", from_statuses=UNFINISHED
+                    await terminal.fail(
+                        session,
+                        task_ended,
+                        task_id,
+                        code=TaskErrorCode.SERVICE_ERROR,
+                        message="x",
+                        from_statuses=UNFINISHED,
                     )
             assert await _count_deliveries(settings, task_id) == 1
             # And the database itself refuses a second outbox row for the same outcome.
             with pytest.raises(IntegrityError):
                 async with db.transaction() as session:
-                    task = await session.get(Task, task_id)
-                    assert task is not None
-                    await outbox.enqueue_task_callback(session, task, now=time.time())
+                    await outbox.enqueue_task_callback(session, task_id, now=time.time())
             assert await _count_deliveries(settings, task_id) == 1
         finally:
             await db.dispose()

@@ -1,6 +1,7 @@
-"""Reconciliation (`reelgate credits audit`, `GET /admin/v1/audit`): proves from the database alone that the
-cached balances are the sums of their entries and that every reserved task that ended was settled once, the
-way its outcome says."""
+"""The ledger's half of the reconciliation (`reelgate credits audit`, `GET /admin/v1/audit`): cached balances
+are the sums of their entries, no credit is negative, every key has an account, and, for the tasks package
+to check against its own rows, what the ledger says each task reserved and how it was settled
+(tasks/audit.py runs the whole audit)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.ledger import EntryKind
-from reelgate.db.models import Account, ApiKey, CreditEntry, Task
-from reelgate.tasks.states import CreditsState, TaskStatus
+from reelgate.db.models import Account, ApiKey, CreditEntry
 
 
 @dataclass
@@ -26,6 +26,16 @@ class AuditReport:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class TaskHold:
+    """A task's reserve entry and its settlement, if any (one row per settlement: two rows = settled twice)."""
+
+    task_id: str
+    reserved_millicredits: int
+    settled_kind: str | None
+    settled_millicredits: int | None
+
+
 _AMOUNT = CreditEntry.amount_millicredits
 _BALANCE_DELTA = case(
     (CreditEntry.kind.in_([EntryKind.GRANT, EntryKind.ADJUST]), _AMOUNT),
@@ -37,21 +47,9 @@ _HELD_DELTA = case(
     (CreditEntry.kind.in_([EntryKind.CAPTURE, EntryKind.RELEASE]), -_AMOUNT),
     else_=0,
 )
-# What a task's credits_state says its settlement entry must be.
-_SETTLEMENT_FOR_STATE = {CreditsState.CAPTURED: EntryKind.CAPTURE, CreditsState.RELEASED: EntryKind.RELEASE}
 
 
-async def audit(session: AsyncSession, *, account_id: str | None = None) -> AuditReport:
-    report = AuditReport()
-    await _check_balances(session, report, account_id)
-    await _check_tasks(session, report, account_id)
-    if account_id is None:
-        orphans = await session.scalars(select(ApiKey.id).where(ApiKey.account_id.is_(None)))
-        report.problems += [f"key {key_id}: belongs to no account" for key_id in orphans.all()]
-    return report
-
-
-async def _check_balances(session: AsyncSession, report: AuditReport, account_id: str | None) -> None:
+async def check_balances(session: AsyncSession, report: AuditReport, account_id: str | None) -> None:
     sums = (
         select(
             CreditEntry.account_id,
@@ -83,67 +81,24 @@ async def _check_balances(session: AsyncSession, report: AuditReport, account_id
             report.problems.append(f"account {account.id}: negative credit (balance {balance}, held {held})")
 
 
-async def _check_tasks(session: AsyncSession, report: AuditReport, account_id: str | None) -> None:
-    """Every reserved task: unfinished = held and unsettled; ended = settled once, by the matching kind and
-    amount. Reads one row per reserved task with its settlement beside it."""
+async def check_keys(session: AsyncSession, report: AuditReport) -> None:
+    orphans = await session.scalars(select(ApiKey.id).where(ApiKey.account_id.is_(None)))
+    report.problems += [f"key {key_id}: belongs to no account" for key_id in orphans.all()]
+
+
+async def task_holds(session: AsyncSession, account_id: str | None) -> list[TaskHold]:
     reserve = select(CreditEntry).where(CreditEntry.kind == EntryKind.RESERVE).subquery("reserve")
     settlement = (
         select(CreditEntry).where(CreditEntry.kind.in_([EntryKind.CAPTURE, EntryKind.RELEASE])).subquery("settlement")
     )
     query = (
-        select(
-            reserve.c.task_id,
-            reserve.c.amount_millicredits,
-            Task.status,
-            Task.credits_state,
-            Task.credits_reserved_millicredits,
-            settlement.c.kind,
-            settlement.c.amount_millicredits,
-        )
+        select(reserve.c.task_id, reserve.c.amount_millicredits, settlement.c.kind, settlement.c.amount_millicredits)
         .select_from(reserve)
-        .outerjoin(Task, Task.id == reserve.c.task_id)
         .outerjoin(settlement, settlement.c.task_id == reserve.c.task_id)
     )
     if account_id is not None:
         query = query.where(reserve.c.account_id == account_id)
-    seen: set[str] = set()
-    for task_id, reserved, status, credits_state, task_price, settled_kind, settled in (
-        await session.execute(query)
-    ).all():
-        report.tasks_checked += 1
-        problem = _task_problem(status, credits_state, task_price, reserved, settled_kind, settled)
-        if task_id in seen:
-            problem = "settled more than once"
-        seen.add(task_id)
-        if problem:
-            report.problems.append(f"task {task_id}: {problem}")
-    report.tasks_checked = len(seen)
-
-
-def _task_problem(
-    status: str | None,
-    credits_state: str | None,
-    task_price: int | None,
-    reserved: int,
-    settled_kind: str | None,
-    settled: int | None,
-) -> str | None:
-    if status is None:
-        return "reserved but the task does not exist"
-    if task_price != reserved:
-        return f"reserved {reserved} but the task says {task_price}"
-    if status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
-        if credits_state != CreditsState.HELD or settled_kind is not None:
-            return f"unfinished ({status}) but its credits are {credits_state}, settlement {settled_kind}"
-        return None
-    expected = _SETTLEMENT_FOR_STATE.get(CreditsState(credits_state or CreditsState.HELD))
-    if settled_kind is None:
-        return f"{status} but never settled (reserved and ended without capture or release)"
-    if expected is None or settled_kind != expected:
-        return f"{status} with credits {credits_state} but settled by {settled_kind}"
-    if settled != reserved:
-        return f"settled {settled} of a hold of {reserved}"
-    outcome_kind = EntryKind.CAPTURE if status == TaskStatus.COMPLETED else EntryKind.RELEASE
-    if settled_kind != outcome_kind:
-        return f"{status} but settled by {settled_kind}"
-    return None
+    return [
+        TaskHold(task_id, int(reserved), kind, None if settled is None else int(settled))
+        for task_id, reserved, kind, settled in (await session.execute(query)).all()
+    ]

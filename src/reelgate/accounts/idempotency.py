@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on create (CONTRACT.md section 6).
+"""`Idempotency-Key` on create (docs/contract.md section 6).
 
 The first request with a key claims it (`in_progress`, committed at once, with a short lock so a request that
 died frees it); the task, its reservation and the stored answer (`done`) then commit in ONE transaction, so a

@@ -10,8 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.keys import NewKey
-from reelgate.db.models import Account, ApiKey, Task
-from reelgate.tasks.states import UNFINISHED
+from reelgate.db.models import Account, ApiKey
 from reelgate.webhooks import repository as webhooks
 
 
@@ -109,12 +108,3 @@ async def lock_key(session: AsyncSession, key_id: str) -> None:
     """Serialise this key's creates (PostgreSQL row lock; SQLite's write transactions are serial already), so
     counting its unfinished tasks and adding one is atomic."""
     await session.execute(select(ApiKey.id).where(ApiKey.id == key_id).with_for_update())
-
-
-async def count_unfinished_tasks(session: AsyncSession, key_id: str) -> int:
-    query = (
-        select(func.count())
-        .select_from(Task)
-        .where(Task.api_key_id == key_id, Task.status.in_([str(s) for s in UNFINISHED]))
-    )
-    return int(await session.scalar(query) or 0)

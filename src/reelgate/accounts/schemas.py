@@ -7,8 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reelgate.accounts.pricing import BillingRule
-
 NAME = Field(min_length=1, max_length=200)
 GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 # Credits accepted from an operator: up to a trillion, so millicredits always fit a 64-bit integer.
@@ -119,8 +117,3 @@ class AuditView(BaseModel):
     entries: int
     tasks_checked: int
     problems: list[str]
-
-
-class PriceView(BaseModel):
-    billing_rule: BillingRule
-    credits: float

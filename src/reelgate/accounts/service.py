@@ -3,20 +3,38 @@ session and never commit; every refusal is an ApiError naming its param."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts import ledger, repository
-from reelgate.accounts.credits import to_credits
-from reelgate.accounts.keys import NewKey, generate_key
+from reelgate.accounts.credits import to_credits, to_millicredits
+from reelgate.accounts.keys import NewKey, generate_key, secret_matches, split_key
+from reelgate.accounts.limits import Decision, RateLimiter
 from reelgate.accounts.pricing import PricingTable
 from reelgate.accounts.repository import KeyLimits
-from reelgate.accounts.schemas import AccountView, KeyView, LimitsView
+from reelgate.accounts.schemas import (
+    AccountView,
+    CreatedKey,
+    CreateKeyRequest,
+    KeyView,
+    LedgerEntry,
+    LedgerPage,
+    LimitsView,
+    MyAccount,
+)
 from reelgate.config import Settings
+from reelgate.db.database import Database
 from reelgate.db.models import Account, ApiKey
 from reelgate.errors import ApiError
+from reelgate.webhooks import repository as webhooks
+from reelgate.webhooks.signing import generate_secret
+
+log = logging.getLogger(__name__)
+
+INVALID_KEY_MESSAGE = "Invalid or expired token"
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,51 @@ def effective_limits(key: ApiKey, account: Account, pricing: PricingTable, setti
     rpm = key.rpm_limit or group.rpm or settings.default_rpm
     concurrent = key.max_concurrent or group.max_concurrent or settings.default_max_concurrent
     return EffectiveLimits(rpm=rpm, max_concurrent=concurrent)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request: its key, the key's account, its limits and the rate-limit decision."""
+
+    key: ApiKey
+    account: Account
+    limits: EffectiveLimits
+    decision: Decision
+
+
+async def authenticate(
+    db: Database, token: str | None, *, pricing: PricingTable, settings: Settings, limiter: RateLimiter
+) -> Caller:
+    """The caller behind a bearer token, counted against its rate limit. Every failure to authenticate is the
+    same 401, so a caller learns nothing about which keys exist; over the limit is a 429 with Retry-After."""
+    if token is None:
+        raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'")
+    parts = split_key(token)
+    if parts is None:
+        raise ApiError(401, INVALID_KEY_MESSAGE)
+    key_id, secret = parts
+    async with db.read() as session:
+        found = await repository.get_key_with_account(session, key_id)
+    if found is None:
+        raise ApiError(401, INVALID_KEY_MESSAGE)
+    key, account = found
+    if not key_is_usable(key, time.time()) or not secret_matches(secret, key.secret_hash):
+        raise ApiError(401, INVALID_KEY_MESSAGE)
+    limits = effective_limits(key, account, pricing, settings)
+    try:
+        decision = await limiter.hit(key.id, limits.rpm)
+    except Exception:
+        # The shared counter (Redis) is down: refuse rather than let every key through unlimited.
+        log.exception("rate limiter unavailable")
+        raise ApiError(503, "Rate limiter unavailable", headers={"Retry-After": "5"}) from None
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            f"Rate limit exceeded: this key may make {decision.limit} requests per minute",
+            fallback_suggestion=f"retry after {max(1, decision.reset_s)} seconds",
+            headers=decision.headers(),
+        )
+    return Caller(key=key, account=account, limits=limits, decision=decision)
 
 
 def key_is_usable(key: ApiKey, now: float) -> bool:
@@ -101,12 +164,125 @@ async def create_key(
     return new_key, row, account
 
 
+async def create_key_view(session: AsyncSession, request: CreateKeyRequest) -> CreatedKey:
+    """The admin API's create: the key and its callback secret, shown once."""
+    limits = KeyLimits(
+        allowed_models=request.allowed_models,
+        rpm_limit=request.rpm,
+        max_concurrent=request.max_concurrent,
+        expires_at=float(request.expires_at) if request.expires_at is not None else None,
+    )
+    new_key, row, _ = await create_key(
+        session,
+        name=request.name,
+        user_group=request.user_group,
+        account_id=request.account_id,
+        credits_millicredits=to_millicredits(request.credits),
+        limits=limits,
+    )
+    return CreatedKey(key=new_key.plaintext, webhook_secret=new_key.webhook_secret, info=key_view(row))
+
+
+async def bootstrap_key(session: AsyncSession, *, credits_millicredits: int, user_group: str) -> NewKey | None:
+    """A development key on an account of its own, if no active key exists yet (`make run`)."""
+    if await repository.count_active_keys(session) > 0:
+        return None
+    new_key, _, _ = await create_key(
+        session, name="development", user_group=user_group, credits_millicredits=credits_millicredits
+    )
+    return new_key
+
+
+async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """Revoke an active key: every later request with it is a 401. 404 for a key that is unknown or revoked."""
+    if not await repository.revoke_key(session, key_id):
+        raise ApiError(404, f"No active key with id {key_id!r}", param="key_id")
+    row = await repository.get_key(session, key_id)
+    if row is None:  # revoked in this very transaction, so it exists
+        raise RuntimeError(f"key {key_id} vanished while being revoked")
+    return row
+
+
+async def rotate_webhook_secret(session: AsyncSession, key_id: str, *, overlap_s: float) -> str:
+    """Give an active key a new callback signing secret; the previous one keeps signing for `overlap_s`."""
+    key = await repository.get_key(session, key_id)
+    secret = generate_secret()
+    if (
+        key is None
+        or key.revoked_at is not None
+        or not await webhooks.rotate_secret(session, key_id, secret, now=time.time(), overlap_s=overlap_s)
+    ):
+        raise ApiError(404, f"No active key with id {key_id!r}", param="key_id")
+    return secret
+
+
+async def keys_with_accounts(session: AsyncSession) -> list[tuple[ApiKey, Account | None]]:
+    keys = await repository.list_keys(session)
+    accounts = {account.id: account for account in await repository.list_accounts(session)}
+    return [(key, accounts.get(key.account_id or "")) for key in keys]
+
+
 async def grant(session: AsyncSession, account_id: str, credits_millicredits: int, *, note: str | None) -> Account:
     if credits_millicredits <= 0:
         raise ApiError(400, "A grant must be a positive number of credits", param="credits")
     if not await ledger.grant(session, account_id, credits_millicredits, note=note):
         raise ApiError(404, f"Account not found: {account_id!r}", param="account_id")
     return await require_account(session, account_id)
+
+
+async def grant_view(
+    session: AsyncSession, account_id: str, credits_millicredits: int, *, note: str | None, pricing: PricingTable
+) -> AccountView:
+    await grant(session, account_id, credits_millicredits, note=note)
+    return await account_view_of(session, account_id, pricing=pricing)
+
+
+async def account_view_of(session: AsyncSession, account_id: str, *, pricing: PricingTable) -> AccountView:
+    account = await require_account(session, account_id)
+    keys = await repository.list_keys(session, account_id=account_id)
+    return account_view(account, keys=keys, pricing=pricing)
+
+
+async def account_views(session: AsyncSession, *, pricing: PricingTable) -> list[AccountView]:
+    accounts = await repository.list_accounts(session)
+    keys = await repository.list_keys(session)
+    return [
+        account_view(account, keys=[k for k in keys if k.account_id == account.id], pricing=pricing)
+        for account in accounts
+    ]
+
+
+async def ledger_page(session: AsyncSession, account_id: str, *, pricing: PricingTable, limit: int) -> LedgerPage:
+    """The account and its latest ledger entries, newest first."""
+    view = await account_view_of(session, account_id, pricing=pricing)
+    rows = await ledger.entries(session, account_id, limit=limit)
+    data = [
+        LedgerEntry(
+            id=row.id,
+            kind=row.kind,
+            credits=to_credits(row.amount_millicredits),
+            task_id=row.task_id,
+            note=row.note,
+            created=row.created_at,
+        )
+        for row in rows
+    ]
+    return LedgerPage(account=view, data=data)
+
+
+def my_account(caller: Caller, known_models: list[str], pricing: PricingTable) -> MyAccount:
+    """`GET /v1/account`: the calling key's account, its limits and the models it may use."""
+    account = caller.account
+    return MyAccount(
+        id=account.id,
+        name=account.name,
+        user_group=account.user_group,
+        balance=to_credits(account.balance_millicredits),
+        held=to_credits(account.held_millicredits),
+        available=to_credits(account.balance_millicredits - account.held_millicredits),
+        price_multiplier=pricing.group(account.user_group).multiplier,
+        key=key_view(caller.key, caller.limits, allowed_models(caller.key, known_models)),
+    )
 
 
 def account_view(account: Account, *, keys: list[ApiKey], pricing: PricingTable) -> AccountView:

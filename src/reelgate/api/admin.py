@@ -9,10 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reelgate.accounts import ledger, repository, service
-from reelgate.accounts.audit import audit
-from reelgate.accounts.credits import to_credits, to_millicredits
-from reelgate.accounts.repository import KeyLimits
+from reelgate.accounts import service
+from reelgate.accounts.credits import to_millicredits
 from reelgate.accounts.schemas import (
     AccountList,
     AccountView,
@@ -22,12 +20,12 @@ from reelgate.accounts.schemas import (
     CreateKeyRequest,
     GrantRequest,
     KeyView,
-    LedgerEntry,
     LedgerPage,
 )
 from reelgate.api.auth import ResourcesDep, resources_of
 from reelgate.api.responses import errors
 from reelgate.errors import ApiError
+from reelgate.tasks.audit import audit
 
 admin_bearer = HTTPBearer(auto_error=False, scheme_name="adminBearer", description="Bearer <REELGATE_ADMIN_TOKEN>")
 
@@ -44,25 +42,10 @@ async def require_admin(
 router = APIRouter(prefix="/admin/v1", tags=["Admin"], dependencies=[Depends(require_admin)])
 
 
-async def _account_view(resources: ResourcesDep, account_id: str) -> AccountView:
-    async with resources.db.read() as session:
-        account = await service.require_account(session, account_id)
-        keys = await repository.list_keys(session, account_id=account_id)
-    return service.account_view(account, keys=keys, pricing=resources.pricing.current())
-
-
 @router.get("/accounts", response_model=AccountList, summary="List accounts", responses=errors(401, 500))
 async def list_accounts(resources: ResourcesDep) -> AccountList:
-    pricing = resources.pricing.current()
     async with resources.db.read() as session:
-        accounts = await repository.list_accounts(session)
-        keys = await repository.list_keys(session)
-    return AccountList(
-        data=[
-            service.account_view(account, keys=[k for k in keys if k.account_id == account.id], pricing=pricing)
-            for account in accounts
-        ]
-    )
+        return AccountList(data=await service.account_views(session, pricing=resources.pricing.current()))
 
 
 @router.post("/accounts", response_model=AccountView, summary="Create an account", responses=errors(400, 401, 500))
@@ -71,14 +54,15 @@ async def create_account(body: CreateAccountRequest, resources: ResourcesDep) ->
         account = await service.create_account(
             session, name=body.name, user_group=body.user_group, credits_millicredits=to_millicredits(body.credits)
         )
-    return await _account_view(resources, account.id)
+        return service.account_view(account, keys=[], pricing=resources.pricing.current())
 
 
 @router.get(
     "/accounts/{account_id}", response_model=AccountView, summary="One account", responses=errors(401, 404, 500)
 )
 async def get_account(account_id: str, resources: ResourcesDep) -> AccountView:
-    return await _account_view(resources, account_id)
+    async with resources.db.read() as session:
+        return await service.account_view_of(session, account_id, pricing=resources.pricing.current())
 
 
 @router.post(
@@ -89,8 +73,9 @@ async def get_account(account_id: str, resources: ResourcesDep) -> AccountView:
 )
 async def grant(account_id: str, body: GrantRequest, resources: ResourcesDep) -> AccountView:
     async with resources.db.transaction() as session:
-        await service.grant(session, account_id, to_millicredits(body.credits), note=body.note)
-    return await _account_view(resources, account_id)
+        return await service.grant_view(
+            session, account_id, to_millicredits(body.credits), note=body.note, pricing=resources.pricing.current()
+        )
 
 
 @router.get(
@@ -104,41 +89,14 @@ async def account_ledger(
     resources: ResourcesDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Entries, 1..1000")] = 100,
 ) -> LedgerPage:
-    view = await _account_view(resources, account_id)
     async with resources.db.read() as session:
-        rows = await ledger.entries(session, account_id, limit=limit)
-    data = [
-        LedgerEntry(
-            id=row.id,
-            kind=row.kind,
-            credits=to_credits(row.amount_millicredits),
-            task_id=row.task_id,
-            note=row.note,
-            created=row.created_at,
-        )
-        for row in rows
-    ]
-    return LedgerPage(account=view, data=data)
+        return await service.ledger_page(session, account_id, pricing=resources.pricing.current(), limit=limit)
 
 
 @router.post("/keys", response_model=CreatedKey, summary="Create an API key", responses=errors(400, 401, 404, 500))
 async def create_key(body: CreateKeyRequest, resources: ResourcesDep) -> CreatedKey:
-    limits = KeyLimits(
-        allowed_models=body.allowed_models,
-        rpm_limit=body.rpm,
-        max_concurrent=body.max_concurrent,
-        expires_at=float(body.expires_at) if body.expires_at is not None else None,
-    )
     async with resources.db.transaction() as session:
-        new_key, row, _ = await service.create_key(
-            session,
-            name=body.name,
-            user_group=body.user_group,
-            account_id=body.account_id,
-            credits_millicredits=to_millicredits(body.credits),
-            limits=limits,
-        )
-    return CreatedKey(key=new_key.plaintext, webhook_secret=new_key.webhook_secret, info=service.key_view(row))
+        return await service.create_key_view(session, body)
 
 
 @router.post(
@@ -146,11 +104,7 @@ async def create_key(body: CreateKeyRequest, resources: ResourcesDep) -> Created
 )
 async def revoke_key(key_id: str, resources: ResourcesDep) -> KeyView:
     async with resources.db.transaction() as session:
-        revoked = await repository.revoke_key(session, key_id)
-        row = await repository.get_key(session, key_id)
-    if not revoked or row is None:
-        raise ApiError(404, f"No active key with id {key_id!r}", param="key_id")
-    return service.key_view(row)
+        return service.key_view(await service.revoke_key(session, key_id))
 
 
 @router.get(
@@ -161,11 +115,4 @@ async def revoke_key(key_id: str, resources: ResourcesDep) -> KeyView:
 )
 async def run_audit(resources: ResourcesDep) -> AuditView:
     async with resources.db.read() as session:
-        report = await audit(session)
-    return AuditView(
-        ok=report.ok,
-        accounts=report.accounts,
-        entries=report.entries,
-        tasks_checked=report.tasks_checked,
-        problems=report.problems,
-    )
+        return AuditView.model_validate(await audit(session), from_attributes=True)

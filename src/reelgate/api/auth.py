@@ -1,30 +1,20 @@
-"""Bearer API keys and the per-key request limit. Every authentication failure is the same 401 so a caller
-learns nothing about which keys exist; every authenticated answer carries the X-RateLimit-* headers."""
+"""Bearer API keys as a dependency: every authenticated route gets the `Caller`, and every authenticated
+answer carries the X-RateLimit-* headers (api/middleware.py adds them from the decision left here)."""
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reelgate.accounts import repository
-from reelgate.accounts.keys import secret_matches, split_key
-from reelgate.accounts.limits import Decision
-from reelgate.accounts.service import EffectiveLimits, effective_limits, key_is_usable
-from reelgate.db.models import Account, ApiKey
-from reelgate.errors import ApiError
+from reelgate.accounts import service
+from reelgate.accounts.service import Caller
+from reelgate.api.middleware import RATE_LIMIT_STATE
+from reelgate.db.models import ApiKey
 from reelgate.resources import Resources
 
-log = logging.getLogger(__name__)
-
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
-INVALID_KEY_MESSAGE = "Invalid or expired token"
-# Where the rate-limit decision waits for the response (api/middleware.py RateLimitHeaders adds it).
-RATE_LIMIT_STATE = "rate_limit"
 
 
 def resources_of(request: Request) -> Resources:
@@ -32,50 +22,19 @@ def resources_of(request: Request) -> Resources:
     return resources
 
 
-@dataclass(frozen=True)
-class Caller:
-    key: ApiKey
-    account: Account
-    limits: EffectiveLimits
-
-
 async def current_caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Caller:
-    if credentials is None:
-        raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'")
-    parts = split_key(credentials.credentials)
-    if parts is None:
-        raise ApiError(401, INVALID_KEY_MESSAGE)
-    key_id, secret = parts
     resources = resources_of(request)
-    async with resources.db.read() as session:
-        found = await repository.get_key_with_account(session, key_id)
-    if found is None:
-        raise ApiError(401, INVALID_KEY_MESSAGE)
-    key, account = found
-    if not key_is_usable(key, time.time()) or not secret_matches(secret, key.secret_hash):
-        raise ApiError(401, INVALID_KEY_MESSAGE)
-    limits = effective_limits(key, account, resources.pricing.current(), resources.settings)
-    decision = await _count_request(resources, key.id, limits.rpm)
-    setattr(request.state, RATE_LIMIT_STATE, decision)
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            f"Rate limit exceeded: this key may make {decision.limit} requests per minute",
-            fallback_suggestion=f"retry after {max(1, decision.reset_s)} seconds",
-            headers=decision.headers(),
-        )
-    return Caller(key=key, account=account, limits=limits)
-
-
-async def _count_request(resources: Resources, key_id: str, rpm: int) -> Decision:
-    try:
-        return await resources.limiter.hit(key_id, rpm)
-    except Exception:
-        # The shared counter (Redis) is down: refuse rather than let every key through unlimited.
-        log.exception("rate limiter unavailable")
-        raise ApiError(503, "Rate limiter unavailable", headers={"Retry-After": "5"}) from None
+    caller = await service.authenticate(
+        resources.db,
+        credentials.credentials if credentials is not None else None,
+        pricing=resources.pricing.current(),
+        settings=resources.settings,
+        limiter=resources.limiter,
+    )
+    setattr(request.state, RATE_LIMIT_STATE, caller.decision)
+    return caller
 
 
 async def current_key(caller: Annotated[Caller, Depends(current_caller)]) -> ApiKey:

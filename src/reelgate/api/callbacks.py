@@ -1,4 +1,4 @@
-"""The delivery log of a task's callback, and redelivery (our extension, beside CONTRACT.md section 5)."""
+"""The delivery log of a task's callback, and redelivery (our extension, beside docs/contract.md section 5)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from reelgate.api.auth import CurrentKey, ResourcesDep
 from reelgate.api.responses import errors
 from reelgate.api.strict import reject_unknown_query
-from reelgate.webhooks import service
+from reelgate.tasks import callbacks
 from reelgate.webhooks.schemas import CallbackDeliveryList, CallbackDeliveryView
 
 router = APIRouter(prefix="/v1", tags=["Callbacks"])
@@ -25,8 +25,7 @@ async def list_callbacks(
     request: Request, task_id: str, key: CurrentKey, resources: ResourcesDep
 ) -> CallbackDeliveryList:
     reject_unknown_query(request, allowed=())
-    async with resources.db.read() as session:
-        return await service.list_deliveries(session, resources.settings, key, task_id)
+    return await callbacks.list_deliveries(resources, key, task_id)
 
 
 @router.post(
@@ -41,5 +40,4 @@ async def redeliver_callback(
     request: Request, task_id: str, key: CurrentKey, resources: ResourcesDep
 ) -> CallbackDeliveryView:
     reject_unknown_query(request, allowed=())
-    async with resources.db.transaction() as session:
-        return await service.redeliver(session, resources.settings, key, task_id)
+    return await callbacks.redeliver(resources, key, task_id)

@@ -1,4 +1,4 @@
-"""One place that renders every non-2xx answer in the contract's envelope (CONTRACT.md section 4):
+"""One place that renders every non-2xx answer in the contract's envelope (docs/contract.md section 4):
 our own ApiErrors, framework validation errors, unknown routes, wrong methods, oversized or non-JSON bodies,
 and anything unexpected (500, logged with its stack here, never sent to the client)."""
 

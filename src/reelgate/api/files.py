@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
 from reelgate.api.auth import ResourcesDep
+from reelgate.api.ranges import ranged_response
 from reelgate.api.responses import errors
 from reelgate.api.strict import reject_unknown_query
 from reelgate.errors import ApiError
-from reelgate.storage.local import InvalidKey
+from reelgate.storage.base import InvalidKey, ObjectMissing
 
 router = APIRouter(tags=["Results"])
 
@@ -23,11 +25,11 @@ EXPIRED = "File not found or link expired"
     "/v1/files/{key}",
     operation_id="getResultFile",
     summary="Download a result video through its signed 24-hour link (Range requests supported)",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"video/mp4": {}}, "description": "The MP4"},
         206: {"description": "A byte range"},
-        **errors(400, 404, 500),
+        **errors(400, 404, 416, 500),
     },
 )
 async def get_file(
@@ -36,14 +38,20 @@ async def get_file(
     resources: ResourcesDep,
     expires: Annotated[int, Query(description="Unix time the link expires")],
     signature: Annotated[str, Query(max_length=128)],
-) -> FileResponse:
+    range_header: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
+) -> StreamingResponse:
     reject_unknown_query(request, allowed=("expires", "signature"))
     if not resources.links.is_valid(key, expires_at=expires, signature=signature, now=time.time()):
         raise ApiError(404, EXPIRED, param="signature")
     try:
-        path = resources.storage.path_for(key)
-    except InvalidKey:
+        size = await asyncio.to_thread(resources.storage.size, key)
+    except (InvalidKey, ObjectMissing):
         raise ApiError(404, EXPIRED) from None
-    if not path.is_file():
-        raise ApiError(404, EXPIRED)
-    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600"})
+    return ranged_response(
+        resources.storage,
+        key,
+        size,
+        range_header,
+        media_type="video/mp4",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reelgate.accounts.limits import Decision
 from reelgate.metrics import Metrics
 
-# Set by api/auth.py (kept here as a string so this module does not import the routers' dependencies).
+# Where api/auth.py leaves the request's rate-limit decision for RateLimitHeaders to add to the answer.
 RATE_LIMIT_STATE = "rate_limit"
 
 

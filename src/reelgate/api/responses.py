@@ -15,6 +15,7 @@ _DESCRIPTIONS = {
     405: "Method not allowed",
     409: "A request with this Idempotency-Key is still being processed",
     413: "Request body too large",
+    416: "Requested range not satisfiable",
     422: "This Idempotency-Key was used with a different request body",
     429: "Rate limit exceeded",
     500: "Internal server error",

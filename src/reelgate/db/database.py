@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from reelgate.db.notify import WAKEUPS_INFO, Wakeups
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READ_ONLY = "reelgate_read_only"
 
@@ -60,10 +62,14 @@ class Database:
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _make_sqlite_writes_immediate(self.engine)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # The in-process subscribers of wake-ups (db/notify.py): one set per database handle, not per module,
+        # so several services in one process (tests) never wake each other.
+        self.wakeups = Wakeups()
+        info = {WAKEUPS_INFO: self.wakeups}
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False, info=info)
         # Reads take no write lock on SQLite (WAL readers never block, nor are blocked by, the writer).
         self._read_sessions = async_sessionmaker(
-            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False, autoflush=False
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False, autoflush=False, info=info
         )
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""The one protocol every engine implements (DESIGN.md, Engines).
+"""The one protocol every engine implements (docs/design.md, Engines).
 
 An engine is synchronous and CPU/GPU bound: the worker calls `run` in a thread, and the engine talks back
 only through its `RunContext` (progress, cancellation). It writes one H.264/yuv420p/faststart MP4.
@@ -38,14 +38,23 @@ class Job:
         return self.duration_s * self.fps
 
 
-class RunContext(Protocol):
+class Cancellable(Protocol):
+    def cancelled(self) -> bool:
+        """True once the task was cancelled or the lease was lost; the engine raises JobCancelled."""
+        ...
+
+
+class RunContext(Cancellable, Protocol):
     scratch_dir: Path
 
     def report_progress(self, fraction: float) -> None:
         """Fraction of the work done, 0..1. Cheap: the worker batches it into its heartbeat."""
 
-    def cancelled(self) -> bool:
-        """True once the task was cancelled or the lease was lost; the engine raises JobCancelled."""
+
+def raise_if_cancelled(ctx: Cancellable) -> None:
+    """The one place an engine stops for a cancelled task or a lost lease."""
+    if ctx.cancelled():
+        raise JobCancelled
 
 
 @dataclass

@@ -1,16 +1,28 @@
-"""Which engines exist, and which engine serves a public model name (DESIGN.md, Engines)."""
+"""Which engines exist, and which engine serves a public model name (docs/design.md, Engines)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from reelgate.config import Settings
 from reelgate.engines.base import Engine
+from reelgate.engines.relay.health import RelayRuntime
 from reelgate.errors import ApiError
-from reelgate.tasks.service import Route
 
 
-def _motion(settings: Settings) -> Engine:
+@dataclass(frozen=True)
+class Route:
+    """Where a create goes: the public model, the engine that serves it, and what that engine promises."""
+
+    model: str
+    engine: str
+    estimate_s: float
+    # The engine's prompt cap (a relay's upstream limit); a longer prompt is refused at create.
+    max_prompt_chars: int | None = None
+
+
+def _motion(settings: Settings, _relays: RelayRuntime) -> Engine:
     from reelgate.engines.motion import MotionEngine
     from reelgate.engines.motion.engine import Refine
 
@@ -18,7 +30,7 @@ def _motion(settings: Settings) -> Engine:
     return MotionEngine(short_side_px=settings.motion_short_side_px, refine=refine)
 
 
-def _wan(settings: Settings) -> Engine:
+def _wan(settings: Settings, _relays: RelayRuntime) -> Engine:
     # Imported here: the diffusion modules import torch lazily, so a base install builds them (unavailable).
     from reelgate.engines.diffusion.options import wan_options
     from reelgate.engines.diffusion.wan import WanEngine
@@ -26,26 +38,26 @@ def _wan(settings: Settings) -> Engine:
     return WanEngine(wan_options(settings))
 
 
-def _ltx(settings: Settings) -> Engine:
+def _ltx(settings: Settings, _relays: RelayRuntime) -> Engine:
     from reelgate.engines.diffusion.ltx import LtxEngine
     from reelgate.engines.diffusion.options import ltx_options
 
     return LtxEngine(ltx_options(settings))
 
 
-def _kling(settings: Settings) -> Engine:
+def _kling(settings: Settings, relays: RelayRuntime) -> Engine:
     from reelgate.engines.relay.kling import KlingRelay
 
-    return KlingRelay(settings)
+    return KlingRelay(settings, relays)
 
 
-def _fal(settings: Settings) -> Engine:
+def _fal(settings: Settings, relays: RelayRuntime) -> Engine:
     from reelgate.engines.relay.fal import FalRelay
 
-    return FalRelay(settings)
+    return FalRelay(settings, relays)
 
 
-FACTORIES: dict[str, Callable[[Settings], Engine]] = {
+FACTORIES: dict[str, Callable[[Settings, RelayRuntime], Engine]] = {
     "motion": _motion,
     "wan": _wan,
     "ltx": _ltx,
@@ -54,12 +66,17 @@ FACTORIES: dict[str, Callable[[Settings], Engine]] = {
 }
 
 
-def build_engines(settings: Settings, names: Iterable[str] | None = None) -> dict[str, Engine]:
+def build_engines(
+    settings: Settings, names: Iterable[str] | None = None, *, relays: RelayRuntime | None = None
+) -> dict[str, Engine]:
+    """The named engines (default: all). `relays`: the service's shared relay state; a one-off use (the CLI)
+    gets its own."""
     wanted = list(names) if names is not None else list(FACTORIES)
     unknown = [name for name in wanted if name not in FACTORIES]
     if unknown:
         raise ValueError(f"unknown engine(s): {', '.join(unknown)}; known: {', '.join(FACTORIES)}")
-    return {name: FACTORIES[name](settings) for name in wanted}
+    runtime = relays if relays is not None else RelayRuntime()
+    return {name: FACTORIES[name](settings, runtime) for name in wanted}
 
 
 class EngineRegistry:

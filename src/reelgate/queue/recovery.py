@@ -6,19 +6,19 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.errors import TaskErrorCode
-from reelgate.queue import repository as queue_repo
-from reelgate.tasks import service
-from reelgate.tasks.repository import Fence
-from reelgate.tasks.states import TaskStatus
+from reelgate.queue import repository, terminal
+from reelgate.queue.repository import Fence
+from reelgate.queue.states import TaskStatus
 
 
-async def recover_expired(session: AsyncSession, *, now: float) -> list[str]:
+async def recover_expired(session: AsyncSession, on_ended: terminal.OnTaskEnded, *, now: float) -> list[str]:
     """Requeue what can be retried, fail what cannot; returns the requeued task ids."""
-    requeued = await queue_repo.requeue_expired(session, now=now)
-    for task in await queue_repo.expired_without_attempts(session, now=now):
-        await service.fail_task(
+    requeued = await repository.requeue_expired(session, now=now)
+    for task in await repository.expired_without_attempts(session, now=now):
+        await terminal.fail(
             session,
-            task,
+            on_ended,
+            task.id,
             code=TaskErrorCode.SERVICE_ERROR,
             message=f"The task's worker stopped {task.attempt} times; credits were released",
             from_statuses=(TaskStatus.PROCESSING,),

@@ -1,21 +1,66 @@
-"""Claim, heartbeat and recovery statements on the tasks table.
+"""Every state transition of a task row, and nothing else writes them: claims, lease renewals, fenced worker
+writes (progress, the upstream record, the finish), the way back to pending, and the compare-and-set
+terminal transitions. `tasks/repository.py` owns the rest of the table's SQL (insert, reads, the result key).
 
 A claim is one UPDATE whose WHERE picks the oldest claimable row: atomic on SQLite (inside BEGIN IMMEDIATE)
 and on PostgreSQL (`FOR UPDATE SKIP LOCKED` lets concurrent claimers pass each other instead of queueing).
-Each claim bumps `attempt`; every later write of that worker is fenced by (attempt, owner).
+Each claim bumps `attempt`; every later write of that worker is fenced by (attempt, owner), so a worker that
+lost its lease can change nothing. Terminal writes name the states they may leave, so exactly one of two
+racing writers (a cancel and a finishing worker, two workers after a lease expired) wins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.models import Task
-from reelgate.tasks.repository import Fence, fenced
-from reelgate.tasks.states import TaskStatus
+from reelgate.engines.relay.base import UpstreamRecord
+from reelgate.errors import TaskErrorCode
+from reelgate.queue.states import CreditsState, TaskStatus
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a worker holds: its claim is valid only while the row still carries this attempt and owner."""
+
+    attempt: int
+    owner: str
+
+
+def fenced(task_id: str, statuses: tuple[TaskStatus, ...], fence: Fence | None) -> Any:
+    """The row in one of `statuses`, and, for a worker, still under the lease it holds."""
+    condition = and_(Task.id == task_id, Task.status.in_([str(s) for s in statuses]))
+    if fence is not None:
+        condition = and_(condition, Task.attempt == fence.attempt, Task.lease_owner == fence.owner)
+    return condition
+
+
+def _pending_again(*, available_at: float, now: float) -> dict[str, Any]:
+    """The one way back to the queue: unleased, no progress, claimable from `available_at`."""
+    return {
+        "status": TaskStatus.PENDING,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "progress": 0,
+        "available_at": available_at,
+        "updated_at": now,
+    }
+
+
+def _ended(now: float) -> dict[str, Any]:
+    return {"finished_at": now, "updated_at": now, "lease_owner": None, "lease_expires_at": None, "estimated_time_s": 0}
+
+
+def _changed(result: Any) -> bool:
+    return bool(result.rowcount)
+
+
+# --- claims and leases -----------------------------------------------------------------------------------
 
 
 async def claim(
@@ -71,7 +116,28 @@ async def heartbeat(
             **(extra or {}),
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return _changed(result)
+
+
+async def retry_later(session: AsyncSession, task_id: str, fence: Fence, *, available_at: float, now: float) -> bool:
+    """Give a failed attempt back to the queue (attempts left); fenced like every worker write."""
+    result = await session.execute(
+        update(Task)
+        .where(fenced(task_id, (TaskStatus.PROCESSING,), fence))
+        .values(**_pending_again(available_at=available_at, now=now))
+    )
+    return _changed(result)
+
+
+async def defer(session: AsyncSession, task_id: str, fence: Fence, *, available_at: float, now: float) -> bool:
+    """Back to pending until `available_at` because an upstream is busy. The next claim bumps `attempt` (the
+    fence must only grow), so `max_attempts` grows with it: waiting for an upstream spends no attempt."""
+    result = await session.execute(
+        update(Task)
+        .where(fenced(task_id, (TaskStatus.PROCESSING,), fence))
+        .values(**_pending_again(available_at=available_at, now=now), max_attempts=Task.max_attempts + 1)
+    )
+    return _changed(result)
 
 
 async def requeue_expired(session: AsyncSession, *, now: float) -> list[str]:
@@ -83,14 +149,7 @@ async def requeue_expired(session: AsyncSession, *, now: float) -> list[str]:
             Task.lease_expires_at < now,
             Task.attempt < Task.max_attempts,
         )
-        .values(
-            status=TaskStatus.PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            progress=0,
-            available_at=now,
-            updated_at=now,
-        )
+        .values(**_pending_again(available_at=now, now=now))
         .returning(Task.id)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
@@ -108,23 +167,128 @@ async def expired_without_attempts(session: AsyncSession, *, now: float) -> list
     return list(rows.all())
 
 
-async def retry_later(session: AsyncSession, task_id: str, fence: Fence, *, available_at: float, now: float) -> bool:
-    """Give a failed attempt back to the queue (attempts left); fenced like every worker write."""
+# --- the upstream record of relay tasks ------------------------------------------------------------------
+
+
+async def load_upstream(session: AsyncSession, task_id: str) -> tuple[UpstreamRecord | None, float]:
+    """The task's upstream record (None if it never reached an upstream) and its creation time."""
+    row = (
+        await session.execute(
+            select(
+                Task.upstream_provider,
+                Task.upstream_task_id,
+                Task.upstream_state,
+                Task.upstream_submitted_at,
+                Task.created_at,
+            ).where(Task.id == task_id)
+        )
+    ).one()
+    provider, upstream_id, state, submitted_at, created_at = row
+    record = None if provider is None else UpstreamRecord(provider, upstream_id, state, submitted_at)
+    return record, float(created_at)
+
+
+async def record_upstream(
+    session: AsyncSession, task_id: str, fence: Fence, record: UpstreamRecord, *, now: float
+) -> bool:
+    """False = the lease is gone: nothing was written, and the caller must stop."""
     result = await session.execute(
         update(Task)
         .where(fenced(task_id, (TaskStatus.PROCESSING,), fence))
         .values(
-            status=TaskStatus.PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            progress=0,
-            available_at=available_at,
+            upstream_provider=record.provider,
+            upstream_task_id=record.task_id,
+            upstream_state=record.state,
+            upstream_submitted_at=record.submitted_at,
             updated_at=now,
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return _changed(result)
 
 
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
+async def was_cancelled(session: AsyncSession, task_id: str) -> bool:
+    row = (await session.execute(select(Task.status, Task.error_code).where(Task.id == task_id))).one_or_none()
+    return row is not None and row[0] == TaskStatus.FAILED and row[1] == TaskErrorCode.REQUEST_CANCELLED
+
+
+# --- terminal transitions --------------------------------------------------------------------------------
+
+
+async def mark_completed(
+    session: AsyncSession,
+    task_id: str,
+    *,
+    fence: Fence,
+    result_key: str,
+    result_info: dict[str, Any],
+    now: float,
+) -> Task | None:
+    """Compare-and-set `processing` -> `completed` for the lease holder, capturing the hold."""
+    result = await session.execute(
+        update(Task)
+        .where(fenced(task_id, (TaskStatus.PROCESSING,), fence), Task.credits_state == CreditsState.HELD)
+        .values(
+            status=TaskStatus.COMPLETED,
+            progress=100,
+            result_key=result_key,
+            result_info=result_info,
+            credits_state=CreditsState.CAPTURED,
+            **_ended(now),
+        )
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def mark_failed(
+    session: AsyncSession,
+    task_id: str,
+    *,
+    code: str,
+    message: str,
+    now: float,
+    from_statuses: tuple[TaskStatus, ...],
+    fence: Fence | None = None,
+    as_seen: Task | None = None,
+) -> Task | None:
+    """Compare-and-set to `failed`, releasing the hold. Returns the row if this call won the transition.
+
+    `as_seen`: only if the relay state is still the one the caller judged by (a cancel decided while nothing
+    had been sent upstream must not win once a submit has left)."""
+    condition = and_(fenced(task_id, from_statuses, fence), Task.credits_state == CreditsState.HELD)
+    if as_seen is not None:
+        seen = as_seen.upstream_state
+        condition = and_(condition, Task.upstream_state.is_(None) if seen is None else Task.upstream_state == seen)
+    result = await session.execute(
+        update(Task)
+        .where(condition)
+        .values(
+            status=TaskStatus.FAILED,
+            error_code=code,
+            error_message=message,
+            credits_state=CreditsState.RELEASED,
+            **_ended(now),
+        )
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+# --- what the queue holds --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    by_status: dict[str, int]
+    # Pending tasks that may be claimed now (not waiting out a retry delay).
+    ready: int
+
+
+async def counts(session: AsyncSession, *, now: float) -> QueueCounts:
     rows = await session.execute(select(Task.status, func.count()).group_by(Task.status))
-    return {status: count for status, count in rows.all()}
+    ready = await session.scalar(
+        select(func.count()).select_from(Task).where(Task.status == TaskStatus.PENDING, Task.available_at <= now)
+    )
+    return QueueCounts(by_status={status: count for status, count in rows.all()}, ready=int(ready or 0))

@@ -1,83 +1,70 @@
 """The worker loop: claim tasks of the engines this process runs, run up to `concurrency` at once, and put
 back tasks whose worker died (expired leases).
 
-Workers inside `reelgate serve` are woken at once by the API's in-process notifier; standalone workers
-(`reelgate worker`) poll every `poll_interval_s`.
+A create wakes the workers at once (db/notify.py: in this process after its commit, and on PostgreSQL in
+every other process through LISTEN/NOTIFY); otherwise a worker looks every `poll_interval_s`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
-import uuid
 
+from reelgate.background import process_identity, run_until_stopped
 from reelgate.engines.base import Engine
 from reelgate.logs import task_context
+from reelgate.queue import TASKS_CHANNEL
 from reelgate.queue import repository as queue_repo
-from reelgate.queue.notify import listen_for_tasks
+from reelgate.queue.context import QueueResources
+from reelgate.queue.jobs import ClaimedTask, run_claimed_task
 from reelgate.queue.recovery import recover_expired
-from reelgate.resources import Resources
-from reelgate.tasks.jobs import ClaimedTask, run_claimed_task
-from reelgate.tasks.repository import Fence
+from reelgate.queue.repository import Fence
 
 log = logging.getLogger(__name__)
 
 
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 class Worker:
-    def __init__(self, resources: Resources, engines: dict[str, Engine], *, concurrency: int) -> None:
+    def __init__(self, resources: QueueResources, engines: dict[str, Engine], *, concurrency: int) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.resources = resources
         self.engines = engines
         self.concurrency = concurrency
-        self.owner = worker_identity()
+        self.owner = process_identity()
         self._running: set[asyncio.Task[None]] = set()
         self._last_recovery = 0.0
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
             "worker started",
             extra={"owner": self.owner, "engines": list(self.engines), "concurrency": self.concurrency},
         )
-        wake = self.resources.queue_wakeup
-        listener = None
-        if not self.resources.db.is_sqlite:
-            listener = asyncio.create_task(listen_for_tasks(self.resources.db.url, wake, stop))
-        while not stop.is_set():
-            # Cleared before looking, not after: a wake-up that arrives while we claim is kept for the wait.
-            wake.clear()
-            try:
-                await self._recover_if_due()
-                while len(self._running) < self.concurrency and not stop.is_set():
-                    claimed = await self._claim()
-                    if claimed is None:
-                        break
-                    job = asyncio.create_task(self._run(claimed))
-                    self._running.add(job)
-                    job.add_done_callback(self._job_done)
-            except Exception:
-                log.exception("worker loop error; continuing")
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-            await asyncio.wait(
-                waiters, timeout=self.resources.settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+        self._stop = stop
+        poll_s = self.resources.settings.poll_interval_s
+        try:
+            await run_until_stopped(
+                self.resources.db, TASKS_CHANNEL, self._claim_what_fits, stop, name="worker", error_wait_s=poll_s
             )
-            for waiter in waiters:
-                waiter.cancel()
-        if listener is not None:
-            await asyncio.gather(listener, return_exceptions=True)
-        await self.shutdown()
+        finally:
+            await self.shutdown()
+
+    async def _claim_what_fits(self) -> float:
+        await self._recover_if_due()
+        while len(self._running) < self.concurrency and not self._stop.is_set():
+            claimed = await self._claim()
+            if claimed is None:
+                break
+            job = asyncio.create_task(self._run(claimed))
+            self._running.add(job)
+            job.add_done_callback(self._job_done)
+        return self.resources.settings.poll_interval_s
 
     def _job_done(self, job: asyncio.Task[None]) -> None:
         self._running.discard(job)
         # A slot is free: look for more work now rather than at the next poll.
-        self.resources.queue_wakeup.set()
+        self.resources.db.wakeups.wake(TASKS_CHANNEL)
 
     async def shutdown(self) -> None:
         """Stop claiming and wait for running jobs; a job cut off here is re-run after its lease."""
@@ -122,7 +109,7 @@ class Worker:
             return
         self._last_recovery = now
         async with self.resources.db.transaction() as session:
-            requeued = await recover_expired(session, now=now)
+            requeued = await recover_expired(session, self.resources.task_ended, now=now)
         for task_id in requeued:
             with task_context(task_id):
                 log.warning("lease expired; task requeued")

@@ -1,1 +1,2 @@
-"""Where finished videos live, and the signed 24-hour links that serve them."""
+"""Where stored objects live (the `Storage` protocol: local disk, memory), and the signed 24-hour links that
+serve them."""

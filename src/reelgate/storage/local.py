@@ -1,47 +1,86 @@
-"""Videos on local disk under `REELGATE_HOME/videos`."""
+"""Objects on local disk under `REELGATE_HOME/videos` (the embedded default): one file per key, written
+beside its place and renamed into it, so a reader sees the whole file or nothing."""
 
 from __future__ import annotations
 
 import os
-import re
+import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-# Keys are ours (task ids + extension), but the files route takes them from a URL: allow nothing else.
-_SAFE_KEY = re.compile(r"^[a-z0-9][a-z0-9.-]{0,200}\.mp4$")
-
-
-class InvalidKey(ValueError):
-    pass
+from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, check_key
+from reelgate.storage.links import LinkSigner
 
 
 class LocalStorage:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, links: LinkSigner) -> None:
         self.root = root
+        self.links = links
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def path_for(self, key: str) -> Path:
-        if not _SAFE_KEY.match(key):
-            raise InvalidKey(key)
-        return self.root / key
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
 
-    def put(self, key: str, source: Path) -> None:
-        """Move a finished file in atomically: a reader sees the whole video or nothing."""
-        target = self.path_for(key)
-        tmp = target.with_suffix(".part")
-        os.replace(source, tmp) if source.stat().st_dev == self.root.stat().st_dev else _copy(source, tmp)
+    def _staging(self, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+
+    def put_file(self, key: str, source: Path) -> None:
+        target = self._path(key)
+        tmp = self._staging(target)
+        if source.stat().st_dev == self.root.stat().st_dev:
+            os.replace(source, tmp)
+        else:
+            with source.open("rb") as src:
+                _write_synced(src, tmp)
+            source.unlink()
         os.replace(tmp, target)
 
+    def put_stream(self, key: str, source: BinaryIO) -> None:
+        target = self._path(key)
+        tmp = self._staging(target)
+        try:
+            _write_synced(source, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+
+    def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        try:
+            handle = self._path(key).open("rb")
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        return _chunks(handle, start, stop)
+
     def exists(self, key: str) -> bool:
-        return self.path_for(key).is_file()
+        return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self.path_for(key).unlink(missing_ok=True)
+        self._path(key).unlink(missing_ok=True)
+
+    def link(self, key: str, *, expires_at: int) -> str:
+        return self.links.url_for(check_key(key), expires_at=expires_at)
 
 
-def _copy(source: Path, target: Path) -> None:
-    with source.open("rb") as src, target.open("wb") as dst:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
+def _write_synced(source: BinaryIO, target: Path) -> None:
+    with target.open("wb") as dst:
+        shutil.copyfileobj(source, dst, CHUNK_BYTES)
         dst.flush()
         os.fsync(dst.fileno())
-    source.unlink()
+
+
+def _chunks(handle: BinaryIO, start: int, stop: int) -> Iterator[bytes]:
+    with handle:
+        handle.seek(start)
+        left = stop - start
+        while left > 0 and (chunk := handle.read(min(CHUNK_BYTES, left))):
+            left -= len(chunk)
+            yield chunk

@@ -1,35 +1,19 @@
-"""SQL for tasks as the API sees them, and the compare-and-set terminal transitions.
-
-Every terminal write names the states it may leave (and, for a worker, the attempt it holds), so exactly one
-of two racing writers (a cancel and a finishing worker, two workers after a lease expired) wins.
-"""
+"""SQL for tasks as the API sees them: insert, reads, pages, and the result key. Every state transition of a
+row (claims, leases, fenced worker writes, the terminal compare-and-sets) is the queue's
+(queue/repository.py); the tasks package asks it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.models import Task
-from reelgate.tasks.states import CreditsState, TaskStatus
+from reelgate.queue.states import UNFINISHED
 
-
-@dataclass(frozen=True)
-class Fence:
-    """What a worker holds: its claim is valid only while the row still carries this attempt and owner."""
-
-    attempt: int
-    owner: str
-
-
-def fenced(task_id: str, statuses: tuple[TaskStatus, ...], fence: Fence | None) -> Any:
-    """The row in one of `statuses`, and, for a worker, still under the lease it holds."""
-    condition = and_(Task.id == task_id, Task.status.in_([str(s) for s in statuses]))
-    if fence is not None:
-        condition = and_(condition, Task.attempt == fence.attempt, Task.lease_owner == fence.owner)
-    return condition
+# Keeps an IN (...) list well under every database's parameter limit.
+_IDS_PER_QUERY = 500
 
 
 async def insert_task(session: AsyncSession, task: Task) -> None:
@@ -39,6 +23,19 @@ async def insert_task(session: AsyncSession, task: Task) -> None:
 
 async def get_task(session: AsyncSession, task_id: str) -> Task | None:
     return await session.get(Task, task_id, populate_existing=True)
+
+
+async def get_tasks(session: AsyncSession, task_ids: list[str]) -> list[Task]:
+    found: list[Task] = []
+    for start in range(0, len(task_ids), _IDS_PER_QUERY):
+        chunk = task_ids[start : start + _IDS_PER_QUERY]
+        found += (await session.scalars(select(Task).where(Task.id.in_(chunk)))).all()
+    return found
+
+
+async def lock_task(session: AsyncSession, task_id: str) -> None:
+    """Serialise writers of one task's dependants (PostgreSQL row lock; SQLite transactions are serial)."""
+    await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
 
 
 async def list_tasks(
@@ -55,74 +52,13 @@ async def list_tasks(
     return list((await session.scalars(query)).all())
 
 
-async def mark_failed(
-    session: AsyncSession,
-    task_id: str,
-    *,
-    code: str,
-    message: str,
-    now: float,
-    from_statuses: tuple[TaskStatus, ...],
-    fence: Fence | None = None,
-    as_seen: Task | None = None,
-) -> Task | None:
-    """Compare-and-set to `failed`, releasing the hold. Returns the row if this call won the transition.
-
-    `as_seen`: only if the relay state is still the one the caller judged by (a cancel decided while nothing
-    had been sent upstream must not win once a submit has left)."""
-    condition = and_(fenced(task_id, from_statuses, fence), Task.credits_state == CreditsState.HELD)
-    if as_seen is not None:
-        seen = as_seen.upstream_state
-        condition = and_(condition, Task.upstream_state.is_(None) if seen is None else Task.upstream_state == seen)
-    result = await session.execute(
-        update(Task)
-        .where(condition)
-        .values(
-            status=TaskStatus.FAILED,
-            error_code=code,
-            error_message=message,
-            finished_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-            estimated_time_s=0,
-            credits_state=CreditsState.RELEASED,
-        )
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
+async def count_unfinished(session: AsyncSession, api_key_id: str) -> int:
+    query = (
+        select(func.count())
+        .select_from(Task)
+        .where(Task.api_key_id == api_key_id, Task.status.in_([str(s) for s in UNFINISHED]))
     )
-    return result.scalar_one_or_none()
-
-
-async def mark_completed(
-    session: AsyncSession,
-    task_id: str,
-    *,
-    fence: Fence,
-    result_key: str,
-    result_info: dict[str, Any],
-    now: float,
-) -> Task | None:
-    """Compare-and-set `processing` -> `completed` for the lease holder, capturing the hold."""
-    result = await session.execute(
-        update(Task)
-        .where(fenced(task_id, (TaskStatus.PROCESSING,), fence), Task.credits_state == CreditsState.HELD)
-        .values(
-            status=TaskStatus.COMPLETED,
-            progress=100,
-            result_key=result_key,
-            result_info=result_info,
-            finished_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-            estimated_time_s=0,
-            credits_state=CreditsState.CAPTURED,
-        )
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    return int(await session.scalar(query) or 0)
 
 
 async def expired_result_keys(session: AsyncSession, *, finished_before: float) -> list[tuple[str, str]]:
@@ -134,3 +70,26 @@ async def expired_result_keys(session: AsyncSession, *, finished_before: float) 
 
 async def forget_result(session: AsyncSession, task_id: str) -> None:
     await session.execute(update(Task).where(Task.id == task_id).values(result_key=None))
+
+
+@dataclass(frozen=True)
+class SettlementState:
+    """What a task row says about its money, for the audit."""
+
+    status: str
+    credits_state: str
+    price_millicredits: int
+
+
+async def settlement_states(session: AsyncSession, task_ids: list[str]) -> dict[str, SettlementState]:
+    states: dict[str, SettlementState] = {}
+    for start in range(0, len(task_ids), _IDS_PER_QUERY):
+        chunk = task_ids[start : start + _IDS_PER_QUERY]
+        rows = await session.execute(
+            select(Task.id, Task.status, Task.credits_state, Task.credits_reserved_millicredits).where(
+                Task.id.in_(chunk)
+            )
+        )
+        for task_id, status, credits_state, price in rows.all():
+            states[task_id] = SettlementState(status, credits_state, int(price))
+    return states

@@ -1,8 +1,13 @@
-"""Task use cases. Functions take an open session and never commit: the request or the job owns the
-transaction, so "create + reserve + enqueue" and "terminal state + settlement" are each one commit."""
+"""Task use cases: create (with its checks and the Idempotency-Key protocol), query, list, cancel, and the
+task object every answer and callback shows.
+
+Functions that take a session never commit: the request or the job owns the transaction, so "create +
+reserve + enqueue" and "terminal state + settlement" are each one commit.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import string
@@ -12,28 +17,33 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.accounts import ledger
+from reelgate.accounts import idempotency, ledger
 from reelgate.accounts import repository as accounts
 from reelgate.accounts.credits import to_credits
 from reelgate.accounts.pricing import PricingTable, builtin_table
-from reelgate.accounts.service import require_account
+from reelgate.accounts.service import Caller, authorize_model, require_account
 from reelgate.config import Settings
-from reelgate.db.models import Account, ApiKey, Task
+from reelgate.db.models import ApiKey, Task
+from reelgate.db.notify import notify
+from reelgate.egress.urls import validate_callback_url
+from reelgate.engines.registry import Route
 from reelgate.engines.relay.base import upstream_cancellable
 from reelgate.errors import ApiError, TaskErrorCode
-from reelgate.queue.notify import notify_new_task
-from reelgate.storage.links import LinkSigner
+from reelgate.media.images import validate_image_at_create
+from reelgate.queue import TASKS_CHANNEL, terminal
+from reelgate.queue.states import UNFINISHED, TaskStatus
+from reelgate.storage.base import Storage
 from reelgate.tasks import repository
-from reelgate.tasks.repository import Fence
-from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskObject, Usage
-from reelgate.tasks.states import UNFINISHED, CreditsState, TaskStatus
-from reelgate.webhooks import outbox
+from reelgate.tasks.context import TasksResources
+from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskList, TaskObject, Usage
+from reelgate.tasks.settlement import task_ended
 
 TASK_ID_PREFIX = "task-unified-"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 NOT_FOUND_MESSAGE = "Task not found or expired"
 # A task takes seconds to finish; asking again sooner than this only spends the caller's rate limit.
 CONCURRENCY_RETRY_AFTER_S = 5
+MAX_PAGE = 100
 
 
 def new_task_id(now: float) -> str:
@@ -41,13 +51,87 @@ def new_task_id(now: float) -> str:
     return f"{TASK_ID_PREFIX}{int(now)}-{suffix}"
 
 
+# --- create ----------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class Route:
-    model: str
-    engine: str
-    estimate_s: float
-    # The engine's prompt cap (a relay's upstream limit); a longer prompt is refused at create.
-    max_prompt_chars: int | None = None
+class Created:
+    """The create's answer, and whether it is the stored answer of an earlier request with the same
+    Idempotency-Key (then nothing was created or charged now)."""
+
+    task: dict[str, Any]
+    replayed: bool
+
+
+async def create(
+    resources: TasksResources, caller: Caller, request: CreateVideoRequest, *, idempotency_key: str | None
+) -> Created:
+    """Route the model, check the images and callback URL, then create, reserve and enqueue in one
+    transaction. With an Idempotency-Key, the same key and body give back the first answer."""
+    key = caller.key
+    usable = authorize_model(key, request.model, resources.registry.model_names())
+    route = resources.registry.route(request.model, request.duration, allowed=usable)
+    if idempotency_key is None:
+        return Created(await _checked_create(resources, caller, request, route, idempotency_key=None), False)
+    idempotency.validate_key(idempotency_key)
+    stored = await idempotency.claim(
+        resources.db, key.id, idempotency_key, idempotency.fingerprint(request.model_dump(mode="json"))
+    )
+    if stored is not None:
+        return Created(stored, replayed=True)
+    try:
+        answer = await _checked_create(resources, caller, request, route, idempotency_key=idempotency_key)
+    except BaseException:
+        # Nothing was created (the task and the stored answer commit together): free the key for a retry.
+        await idempotency.release(resources.db, key.id, idempotency_key)
+        raise
+    return Created(answer, replayed=False)
+
+
+async def _checked_create(
+    resources: TasksResources,
+    caller: Caller,
+    request: CreateVideoRequest,
+    route: Route,
+    *,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    settings = resources.settings
+    for index, url in enumerate(request.image_urls):
+        # Decoding a data: URI is CPU work; keep it off the event loop.
+        await asyncio.to_thread(
+            validate_image_at_create,
+            url,
+            param=f"image_urls[{index}]",
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            allow_private=settings.allow_private_networks,
+        )
+    if request.callback_url is not None:
+        await validate_callback_url(request.callback_url, allow_private=settings.allow_private_networks)
+    async with resources.db.transaction() as session:
+        task = await create_task(
+            session,
+            settings,
+            key=caller.key,
+            request=request,
+            route=route,
+            pricing=resources.pricing.current(),
+            max_concurrent=caller.limits.max_concurrent,
+        )
+        answer = task_object(task, storage=resources.storage, settings=settings).model_dump(
+            mode="json", exclude_none=True
+        )
+        if idempotency_key is not None:
+            await idempotency.complete(
+                session,
+                caller.key.id,
+                idempotency_key,
+                task_id=task.id,
+                response=answer,
+                ttl_s=settings.idempotency_ttl_s,
+            )
+    return answer
 
 
 async def create_task(
@@ -70,12 +154,12 @@ async def create_task(
             f"accepts at most {route.max_prompt_chars}",
             param="prompt",
         )
-    account: Account = await require_account(session, key.account_id or "")
+    account = await require_account(session, key.account_id or "")
     table = pricing or builtin_table(settings.price_per_second_credits)
     quote = table.quote(route.model, account.user_group, request.duration)
     if max_concurrent > 0:
         await accounts.lock_key(session, key.id)
-        if await accounts.count_unfinished_tasks(session, key.id) >= max_concurrent:
+        if await repository.count_unfinished(session, key.id) >= max_concurrent:
             raise ApiError(
                 429,
                 f"Too many unfinished tasks: this key may have {max_concurrent} at once",
@@ -124,8 +208,11 @@ async def create_task(
     )
     await repository.insert_task(session, task)
     # Delivered only if this transaction commits: a worker is never woken for a task that does not exist.
-    await notify_new_task(session)
+    await notify(session, TASKS_CHANNEL)
     return task
+
+
+# --- query, list, cancel ---------------------------------------------------------------------------------
 
 
 def validate_task_id(task_id: str) -> None:
@@ -146,80 +233,60 @@ async def get_visible_task(session: AsyncSession, settings: Settings, key: ApiKe
     return task
 
 
-async def cancel_task(session: AsyncSession, settings: Settings, key: ApiKey, task_id: str) -> Task:
-    task = await get_visible_task(session, settings, key, task_id)
-    if task.status not in UNFINISHED:
-        raise ApiError(400, f"Task is already {task.status} and can no longer be cancelled", param="task_id")
-    if not can_cancel(task):
-        raise ApiError(
-            400,
-            f"Task can no longer be cancelled: {task.upstream_provider} is already generating it",
-            param="task_id",
+async def get_task(resources: TasksResources, key: ApiKey, task_id: str) -> TaskObject:
+    async with resources.db.read() as session:
+        task = await get_visible_task(session, resources.settings, key, task_id)
+    return task_object(task, storage=resources.storage, settings=resources.settings)
+
+
+async def list_tasks(resources: TasksResources, key: ApiKey, *, limit: int, after: str | None) -> TaskList:
+    """One page of the key's tasks, newest first; `after` is the `next_cursor` of the previous page."""
+    settings = resources.settings
+    async with resources.db.read() as session:
+        cursor = None
+        if after is not None:
+            cursor = await repository.get_task(session, after)
+            if cursor is None or cursor.api_key_id != key.id:
+                raise ApiError(400, "Invalid cursor: pass the next_cursor of a previous page", param="after")
+        rows = await repository.list_tasks(
+            session, key.id, limit=limit + 1, after=cursor, not_finished_before=time.time() - settings.result_ttl_s
         )
-    cancelled = await fail_task(
-        session,
-        task,
-        code=TaskErrorCode.REQUEST_CANCELLED,
-        message="Task cancelled by request",
-        from_statuses=UNFINISHED,
-        # can_cancel was judged on what we read; a submit that left since must not be cancelled under it.
-        as_seen=True,
+    page = rows[:limit]
+    return TaskList(
+        data=[task_object(task, storage=resources.storage, settings=settings) for task in page],
+        has_more=len(rows) > limit,
+        next_cursor=page[-1].id if len(rows) > limit else None,
     )
-    if cancelled is None:
-        # A worker finished it, or sent it upstream, between our read and our write.
-        raise ApiError(400, "Task finished or was sent upstream before it could be cancelled", param="task_id")
-    return cancelled
 
 
-async def fail_task(
-    session: AsyncSession,
-    task: Task,
-    *,
-    code: TaskErrorCode,
-    message: str,
-    from_statuses: tuple[TaskStatus, ...],
-    fence: Fence | None = None,
-    as_seen: bool = False,
-) -> Task | None:
-    """End a task as failed and refund its hold, in one transaction; None if another writer won.
-    `as_seen`: only while its upstream state is still the one `task` shows (see repository.mark_failed)."""
-    now = time.time()
-    won = await repository.mark_failed(
-        session,
-        task.id,
-        code=code,
-        message=message,
-        now=now,
-        from_statuses=from_statuses,
-        fence=fence,
-        as_seen=task if as_seen else None,
-    )
-    if won is not None:
-        await _task_ended(session, won, now)
-    return won
+async def cancel_task(resources: TasksResources, key: ApiKey, task_id: str) -> TaskObject:
+    async with resources.db.transaction() as session:
+        task = await get_visible_task(session, resources.settings, key, task_id)
+        if task.status not in UNFINISHED:
+            raise ApiError(400, f"Task is already {task.status} and can no longer be cancelled", param="task_id")
+        if not can_cancel(task):
+            raise ApiError(
+                400,
+                f"Task can no longer be cancelled: {task.upstream_provider} is already generating it",
+                param="task_id",
+            )
+        cancelled = await terminal.fail(
+            session,
+            task_ended,
+            task.id,
+            code=TaskErrorCode.REQUEST_CANCELLED,
+            message="Task cancelled by request",
+            from_statuses=UNFINISHED,
+            # can_cancel was judged on what we read; a submit that left since must not be cancelled under it.
+            as_seen=task,
+        )
+        if cancelled is None:
+            # A worker finished it, or sent it upstream, between our read and our write.
+            raise ApiError(400, "Task finished or was sent upstream before it could be cancelled", param="task_id")
+    return task_object(cancelled, storage=resources.storage, settings=resources.settings)
 
 
-async def complete_task(
-    session: AsyncSession, task_id: str, *, fence: Fence, result_key: str, result_info: dict[str, Any]
-) -> Task | None:
-    """End a task as completed and capture its hold, in one transaction; None if the lease was lost."""
-    now = time.time()
-    won = await repository.mark_completed(
-        session, task_id, fence=fence, result_key=result_key, result_info=result_info, now=now
-    )
-    if won is not None:
-        await _task_ended(session, won, now)
-    return won
-
-
-async def _task_ended(session: AsyncSession, task: Task, now: float) -> None:
-    """Every terminal transition that wins comes through here, before its transaction commits: the ledger's
-    settlement (capture for completed, release otherwise) and the callback are in the database if and only if
-    the outcome is. The ledger's unique settlement key makes a second settlement roll the transaction back."""
-    captured = task.credits_state == CreditsState.CAPTURED
-    await ledger.settle(session, task.id, ledger.EntryKind.CAPTURE if captured else ledger.EntryKind.RELEASE)
-    if task.callback_url is not None:
-        await outbox.enqueue_task_callback(session, task, now=now)
+# --- the task object -------------------------------------------------------------------------------------
 
 
 def can_cancel(task: Task) -> bool:
@@ -228,11 +295,11 @@ def can_cancel(task: Task) -> bool:
     return task.status in UNFINISHED and upstream_cancellable(task.upstream_provider, task.upstream_state)
 
 
-def task_object(task: Task, *, links: LinkSigner, settings: Settings) -> TaskObject:
+def task_object(task: Task, *, storage: Storage, settings: Settings) -> TaskObject:
     info = task.result_info or {}
     results: list[str] = []
     if task.status == TaskStatus.COMPLETED and task.result_key and task.finished_at is not None:
-        results.append(links.url_for(task.result_key, expires_at=int(task.finished_at + settings.result_ttl_s)))
+        results.append(storage.link(task.result_key, expires_at=int(task.finished_at + settings.result_ttl_s)))
     error = None
     if task.status == TaskStatus.FAILED:
         error = TaskError(code=task.error_code or TaskErrorCode.UNKNOWN_ERROR, message=task.error_message or "")

@@ -15,22 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import ssl
 import time
 import types
-import uuid
+from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.db.models import Task, WebhookSecret
+from reelgate.background import process_identity, run_until_stopped
+from reelgate.config import Settings
+from reelgate.db.database import Database
+from reelgate.db.models import WebhookSecret
+from reelgate.egress.client import EgressClient
 from reelgate.egress.errors import BlockedAddressError, EgressError
 from reelgate.logs import task_context
-from reelgate.resources import Resources
-from reelgate.tasks import service as task_service
-from reelgate.webhooks import notify, repository
-from reelgate.webhooks.outbox import RETRY_DELAYS_S
+from reelgate.webhooks import repository
+from reelgate.webhooks.outbox import CALLBACKS_CHANNEL, RETRY
 from reelgate.webhooks.repository import AttemptOutcome, ClaimedDelivery
 from reelgate.webhooks.signing import signature_headers
 from reelgate.webhooks.states import DeliveryState, ErrorKind
@@ -42,15 +45,42 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN_S = 5.0
 EXCERPT_CHARS = 256
 _CLAIM_BATCH = 32
-# Never spin: a due row that another process is claiming right now shows up as "due" for a moment.
-_MIN_WAIT_S = 0.01
+
+
+@dataclass(frozen=True)
+class CallbackPayload:
+    """What one callback sends: the task object as `GET /v1/tasks/{id}` shows it now, to the task's URL."""
+
+    url: str
+    body: str
+    api_key_id: str
+
+
+class DeliveryResources(Protocol):
+    """What the deliverer needs from the process it runs in (`reelgate.resources.Resources` provides it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def callback_egress(self) -> EgressClient: ...
+
+    async def callback_payloads(self, session: AsyncSession, task_ids: list[str]) -> dict[str, CallbackPayload]:
+        """The payloads of these tasks' callbacks; a task that is gone or has no callback URL is left out."""
+        ...
+
+
+Source = tuple[CallbackPayload, WebhookSecret | None]
 
 
 class Deliverer:
-    def __init__(self, resources: Resources, *, concurrency: int | None = None) -> None:
+    def __init__(self, resources: DeliveryResources, *, concurrency: int | None = None) -> None:
         self.resources = resources
         self.concurrency = concurrency or resources.settings.callback_concurrency
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = process_identity()
         self._running: set[asyncio.Task[None]] = set()
         # Outcomes waiting to be written; one transaction writes all that are waiting (group commit), so a
         # burst of attempts costs a few write transactions, not one each. That matters most on SQLite, where
@@ -63,28 +93,18 @@ class Deliverer:
         return self.resources.settings.callback_timeout_s + LEASE_MARGIN_S
 
     async def run(self, stop: asyncio.Event) -> None:
-        wake = self.resources.callback_wakeup
-        unsubscribe = notify.subscribe(wake)
-        listener = None
-        if not self.resources.db.is_sqlite:
-            listener = asyncio.create_task(notify.listen_for_callbacks(self.resources.db.url, wake, stop))
+        poll_s = self.resources.settings.poll_interval_s
         try:
-            while not stop.is_set():
-                wait_s = self.resources.settings.poll_interval_s
-                try:
-                    wait_s = min(wait_s, await self._start_due())
-                except Exception:
-                    log.exception("callback deliverer loop error; continuing")
-                wake.clear()
-                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-                await asyncio.wait(waiters, timeout=max(wait_s, _MIN_WAIT_S), return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waiters:
-                    waiter.cancel()
+            await run_until_stopped(
+                self.resources.db,
+                CALLBACKS_CHANNEL,
+                self._start_due,
+                stop,
+                name="callback deliverer",
+                error_wait_s=poll_s,
+            )
         finally:
-            unsubscribe()
             await self._shutdown()
-            if listener is not None:
-                await asyncio.gather(listener, return_exceptions=True)
 
     async def _start_due(self) -> float:
         """Start every due attempt there is a slot for; return how long until the next one is due."""
@@ -96,23 +116,29 @@ class Deliverer:
                     session, owner=self.owner, limit=batch, lease_s=self.lease_s, now=now
                 )
                 # Read in the claiming transaction: no second round trip per attempt.
-                sources = await repository.tasks_with_secrets(session, [delivery.task_id for delivery in claimed])
+                sources = await self._sources(session, claimed)
             for delivery in claimed:
                 job = asyncio.create_task(self._deliver(delivery, sources.get(delivery.task_id)))
                 self._running.add(job)
                 job.add_done_callback(self._job_done)
             if len(claimed) < batch:
                 break
+        poll_s = self.resources.settings.poll_interval_s
         if len(self._running) >= self.concurrency:
-            return self.resources.settings.poll_interval_s  # a finishing attempt wakes the loop
+            return poll_s  # a finishing attempt wakes the loop
         async with self.resources.db.read() as session:
             due_at = await repository.next_due_at(session)
-        return self.resources.settings.poll_interval_s if due_at is None else due_at - time.time()
+        return poll_s if due_at is None else min(poll_s, due_at - time.time())
+
+    async def _sources(self, session: AsyncSession, claimed: list[ClaimedDelivery]) -> dict[str, Source]:
+        payloads = await self.resources.callback_payloads(session, [delivery.task_id for delivery in claimed])
+        secrets = await repository.secrets_for_keys(session, {payload.api_key_id for payload in payloads.values()})
+        return {task_id: (payload, secrets.get(payload.api_key_id)) for task_id, payload in payloads.items()}
 
     def _job_done(self, job: asyncio.Task[None]) -> None:
         self._running.discard(job)
         # A slot is free and a retry may have been scheduled: recompute what is due next.
-        self.resources.callback_wakeup.set()
+        self.resources.db.wakeups.wake(CALLBACKS_CHANNEL)
 
     async def _shutdown(self) -> None:
         """Attempts still running are cut short and handed back (see `_deliver`), so a stopping process never
@@ -121,7 +147,7 @@ class Deliverer:
             job.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _deliver(self, claimed: ClaimedDelivery, source: tuple[Task, WebhookSecret | None] | None) -> None:
+    async def _deliver(self, claimed: ClaimedDelivery, source: Source | None) -> None:
         with task_context(claimed.task_id):
             started_at = time.time()
             try:
@@ -151,7 +177,7 @@ class Deliverer:
             async with self.resources.db.transaction() as session:
                 now = time.time()
                 return [
-                    await repository.record_attempt(session, claimed, outcome, retry_delays_s=RETRY_DELAYS_S, now=now)
+                    await repository.record_attempt(session, claimed, outcome, retry=RETRY, now=now)
                     for claimed, outcome, _ in batch
                 ]
         except Exception:
@@ -166,9 +192,7 @@ class Deliverer:
         except Exception:
             log.warning("could not hand back a callback lease; it is taken over when it runs out", exc_info=True)
 
-    async def _attempt(
-        self, claimed: ClaimedDelivery, source: tuple[Task, WebhookSecret | None] | None, started_at: float
-    ) -> AttemptOutcome:
+    async def _attempt(self, claimed: ClaimedDelivery, source: Source | None, started_at: float) -> AttemptOutcome:
         clock = time.monotonic()
         try:
             url, body, headers = self._signed_request(claimed, source)
@@ -187,27 +211,21 @@ class Deliverer:
         message = None if kind is None else _status_message(response.status, response.headers)
         return _outcome(started_at, clock, status=response.status, kind=kind, message=message, excerpt=excerpt)
 
-    def _signed_request(
-        self, claimed: ClaimedDelivery, source: tuple[Task, WebhookSecret | None] | None
-    ) -> tuple[str, str, dict[str, str]]:
+    def _signed_request(self, claimed: ClaimedDelivery, source: Source | None) -> tuple[str, str, dict[str, str]]:
         """The URL, the body (the task object as GET /v1/tasks/{id} shows it now) and the signature headers."""
         if source is None:
-            raise RuntimeError("the task of a callback delivery is gone")
-        task, secret = source
-        if task.callback_url is None:
-            raise RuntimeError("the task of a callback delivery has no callback_url")
+            raise RuntimeError("the task of a callback delivery is gone or has no callback_url")
+        payload, secret = source
         if secret is None:
             raise RuntimeError("the task's API key has no webhook secret")
         now = time.time()
-        task_object = task_service.task_object(task, links=self.resources.links, settings=self.resources.settings)
-        body = task_object.model_dump_json(exclude_none=True)
         headers = signature_headers(
             webhook_id=claimed.webhook_id,
             timestamp_s=int(now),
-            body=body,
+            body=payload.body,
             signing_secrets=repository.signing_secrets(secret, now=now),
         )
-        return task.callback_url, body, headers
+        return payload.url, payload.body, headers
 
     def _log(self, claimed: ClaimedDelivery, outcome: AttemptOutcome, state: DeliveryState | None) -> None:
         extra = {

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.db.models import CallbackAttempt, CallbackDelivery, Task, WebhookSecret
+from reelgate.backoff import Backoff
+from reelgate.db.models import CallbackAttempt, CallbackDelivery, WebhookSecret
 from reelgate.webhooks.states import DeliveryState, ErrorKind
 
 # A delivery whose process died mid-attempt is re-run without using up one of the receiver's attempts, but
@@ -46,10 +47,6 @@ async def insert_secret(session: AsyncSession, api_key_id: str, secret: str, *, 
         )
     )
     await session.flush()
-
-
-async def get_secret(session: AsyncSession, api_key_id: str) -> WebhookSecret | None:
-    return await session.get(WebhookSecret, api_key_id, populate_existing=True)
 
 
 async def rotate_secret(
@@ -105,11 +102,6 @@ async def insert_delivery(
     return row
 
 
-async def lock_task_row(session: AsyncSession, task_id: str) -> None:
-    """Serialise redeliveries of one task (PostgreSQL; SQLite transactions are serial already)."""
-    await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
-
-
 async def latest_delivery(session: AsyncSession, task_id: str) -> CallbackDelivery | None:
     query = (
         select(CallbackDelivery)
@@ -148,17 +140,12 @@ async def deliveries_with_attempts(
     return [(delivery, by_delivery[delivery.id]) for delivery in deliveries]
 
 
-async def tasks_with_secrets(
-    session: AsyncSession, task_ids: list[str]
-) -> dict[str, tuple[Task, WebhookSecret | None]]:
-    """The tasks behind claimed deliveries, each with its key's signing secrets."""
-    if not task_ids:
+async def secrets_for_keys(session: AsyncSession, api_key_ids: set[str]) -> dict[str, WebhookSecret]:
+    """The signing secrets of these API keys, by key id."""
+    if not api_key_ids:
         return {}
-    tasks = (await session.scalars(select(Task).where(Task.id.in_(task_ids)))).all()
-    key_ids = {task.api_key_id for task in tasks}
-    found = (await session.scalars(select(WebhookSecret).where(WebhookSecret.api_key_id.in_(key_ids)))).all()
-    by_key = {row.api_key_id: row for row in found}
-    return {task.id: (task, by_key.get(task.api_key_id)) for task in tasks}
+    found = (await session.scalars(select(WebhookSecret).where(WebhookSecret.api_key_id.in_(api_key_ids)))).all()
+    return {row.api_key_id: row for row in found}
 
 
 # --- claiming and recording attempts ---------------------------------------------------------------------
@@ -265,7 +252,7 @@ async def record_attempt(
     claimed: ClaimedDelivery,
     outcome: AttemptOutcome,
     *,
-    retry_delays_s: tuple[float, ...],
+    retry: Backoff,
     now: float,
 ) -> DeliveryState | None:
     """Log the attempt and move the series on (delivered, retry at its time, or given up), fenced by the lease.
@@ -279,9 +266,8 @@ async def record_attempt(
     elif attempts >= claimed.max_attempts:
         values = {"state": DeliveryState.FAILED, "finished_at": now}
     else:
-        # Retries are timed from the end of the failed attempt: +1 s, +2 s, +4 s (CONTRACT.md section 5).
-        delay_s = retry_delays_s[min(attempts, len(retry_delays_s)) - 1]
-        values = {"state": DeliveryState.PENDING, "next_attempt_at": outcome.finished_at + delay_s}
+        # Retries are timed from the end of the failed attempt: +1 s, +2 s, +4 s (docs/contract.md section 5).
+        values = {"state": DeliveryState.PENDING, "next_attempt_at": outcome.finished_at + retry.delay_s(attempts)}
     result = await session.execute(
         update(CallbackDelivery)
         .where(

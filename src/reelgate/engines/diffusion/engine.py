@@ -18,7 +18,15 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from reelgate.engines.base import Availability, EngineResult, Job, JobCancelled, RGBImage, RunContext
+from reelgate.engines.base import (
+    Availability,
+    EngineResult,
+    Job,
+    JobCancelled,
+    RGBImage,
+    RunContext,
+    raise_if_cancelled,
+)
 from reelgate.engines.diffusion.pipeline_cache import PipelineCache, release_device_memory, shared_cache
 from reelgate.engines.diffusion.sizing import FramePlan, LongVideo, blend_at, generation_size, plan_frames
 from reelgate.engines.diffusion.sizing import resample_positions as _positions
@@ -184,11 +192,11 @@ class DiffusionEngine(ABC):
                 f"the GPU ran out of memory generating {job.duration_s} s at {o.short_side_px}p; "
                 "try a shorter video or retry later",
             )
-        _check(ctx)
+        raise_if_cancelled(ctx)
         positions = _positions(len(frames), job.frame_count)
         with VideoWriter(output_path, out_w, out_h, job.fps) as writer:
             for index, position in enumerate(positions):
-                _check(ctx)
+                raise_if_cancelled(ctx)
                 writer.write(fit_to_frame(blend_at(frames, float(position)), out_w, out_h))
                 ctx.report_progress(1.0 - _ENCODE_SHARE + _ENCODE_SHARE * (index + 1) / len(positions))
         return EngineResult(
@@ -208,7 +216,7 @@ class DiffusionEngine(ABC):
         frames: list[RGBImage] = []
         segments = len(plan.segment_frames)
         for index, count in enumerate(plan.segment_frames):
-            _check(ctx)
+            raise_if_cancelled(ctx)
             base = (1.0 - _ENCODE_SHARE) * index / segments
             share = (1.0 - _ENCODE_SHARE) / segments
             start = first if index == 0 else frames[-1]
@@ -339,8 +347,3 @@ def pipeline_dir_problem(path: Path, class_names: Sequence[str]) -> str:
     if absent:
         return f"{path} lacks the component folder(s) {', '.join(sorted(absent))}"
     return ""
-
-
-def _check(ctx: RunContext) -> None:
-    if ctx.cancelled():
-        raise JobCancelled()

@@ -12,16 +12,18 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from reelgate.backoff import Backoff
 from reelgate.config import Settings
 from reelgate.egress.client import EgressClient
-from reelgate.egress.errors import EgressError
-from reelgate.engines.base import Availability, EngineResult, Job, JobCancelled, RunContext
-from reelgate.engines.relay.routing import RouteHealth, route_health
+from reelgate.egress.errors import EgressError, TooLargeError
+from reelgate.engines.base import Availability, EngineResult, Job, RunContext, raise_if_cancelled
+from reelgate.engines.relay.health import RelayRuntime, RouteHealth
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.video import VideoProbeError, probe_video
 
@@ -123,18 +125,6 @@ def credential_fingerprint(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
-_SLOTS: dict[tuple[str, int], asyncio.Semaphore] = {}
-
-
-def credential_slots(fingerprint: str, size: int) -> asyncio.Semaphore:
-    """The per-credential cap on upstream requests in flight, shared by every task of this process's loop."""
-    key = (fingerprint, id(asyncio.get_running_loop()))
-    slots = _SLOTS.get(key)
-    if slots is None:
-        slots = _SLOTS[key] = asyncio.Semaphore(size)
-    return slots
-
-
 class RelayBase:
     """The steps every relay takes; subclasses talk their upstream's protocol."""
 
@@ -143,13 +133,18 @@ class RelayBase:
     # Longest prompt the upstream accepts, checked at create (a 400 there, never a silent cut); None = no cap.
     max_prompt_chars: int | None = None
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: RelayRuntime) -> None:
         self.settings = settings
-        self.health: RouteHealth = route_health(
+        self.runtime = runtime
+        self.health: RouteHealth = runtime.health(
             f"{self.provider}:{self._fingerprint()}",
             failures_to_open=settings.relay_breaker_failures,
             cooldown_s=settings.relay_breaker_cooldown_s,
         )
+        # Retries of one request (submit, lookup, result, copy): 2 s, 4 s, 8 s... from relay_poll_initial_s.
+        self.retry_backoff = Backoff(settings.relay_poll_initial_s, 2.0, max(settings.relay_poll_max_s, 1.0))
+        # Status polls of a running upstream job: growing by half each poll up to relay_poll_max_s.
+        self.poll_backoff = Backoff(settings.relay_poll_initial_s, 1.5, settings.relay_poll_max_s)
 
     # -- what subclasses provide ------------------------------------------------------------------------------
 
@@ -199,6 +194,20 @@ class RelayBase:
     def request_timeout_s(self) -> float:
         return self.settings.relay_request_timeout_s
 
+    def slots(self) -> asyncio.Semaphore:
+        """The cap on this credential's upstream requests in flight."""
+        return self.runtime.slots(self._fingerprint(), self.settings.relay_max_concurrent_per_credential)
+
+    async def attempts(self, ctx: RelayContext) -> AsyncIterator[int]:
+        """The tries of one upstream request: 0, then 1.. after a backoff each, `relay_upstream_retries` more
+        at most, each only while the task is still ours. The loop body `continue`s to try again and returns
+        (or raises) when done; falling out of the loop means every try failed."""
+        for attempt in range(self.settings.relay_upstream_retries + 1):
+            if attempt:
+                await self.wait(ctx, self.retry_backoff.delay_s(attempt))
+            raise_if_cancelled(ctx)
+            yield attempt
+
     async def wait(self, ctx: RelayContext, delay_s: float) -> None:
         """Sleep between polls, looking at cancellation often enough to stop within a heartbeat."""
         deadline = time.monotonic() + delay_s
@@ -206,9 +215,6 @@ class RelayBase:
             if ctx.cancelled():
                 return
             await asyncio.sleep(min(left, 0.2))
-
-    def next_delay(self, delay_s: float) -> float:
-        return min(self.settings.relay_poll_max_s, delay_s * 1.5)
 
     def check_deadline(self, record: UpstreamRecord | None) -> None:
         submitted_at = record.submitted_at if record else None
@@ -247,13 +253,9 @@ class RelayBase:
         record = ctx.upstream
         return self.stored_upstream_id(ctx) is None and record is not None and record.state == UpstreamState.SUBMITTING
 
-    async def before_submit(self, ctx: RelayContext, attempt: int) -> None:
-        """Back off after a failed try, stop if cancelled, and record (fenced) that a submit is about to leave,
-        before anything is sent: a crash from here on is resolved without a blind second submit."""
-        if attempt:
-            await self.wait(ctx, self.settings.relay_poll_initial_s * 2 ** (attempt - 1))
-        if ctx.cancelled():
-            raise JobCancelled
+    async def record_submitting(self, ctx: RelayContext) -> None:
+        """Record (fenced) that a submit is about to leave, before anything is sent: a crash from here on is
+        resolved without a blind second submit."""
         await self.update(ctx, task_id=None, state=UpstreamState.SUBMITTING, submitted_at=time.time())
 
     async def update(self, ctx: RelayContext, **changes: object) -> UpstreamRecord:
@@ -267,26 +269,25 @@ class RelayBase:
         """Copy the finished video into our scratch dir through the safe client (size-capped); the upstream URL
         is never handed out. Retried while the upstream's storage is flaky."""
         max_bytes = int(self.settings.relay_max_video_mb * 1024 * 1024)
-        for attempt in range(self.settings.relay_upstream_retries + 1):
-            if ctx.cancelled():
-                raise JobCancelled
+        fetched = None
+        async for attempt in self.attempts(ctx):
             try:
                 fetched = await ctx.egress.fetch_bytes(
                     url, max_bytes=max_bytes, timeout_s=max(60.0, self.request_timeout_s)
                 )
-                break
+            except TooLargeError:
+                raise TaskFailure(
+                    TaskErrorCode.SERVICE_ERROR,
+                    f"The {self.provider} video is larger than the relay limit of "
+                    f"{self.settings.relay_max_video_mb:g} MB; credits were released",
+                ) from None
             except EgressError as exc:
-                if "larger than the limit" in exc.message:
-                    raise TaskFailure(
-                        TaskErrorCode.SERVICE_ERROR,
-                        f"The {self.provider} video is larger than the relay limit of "
-                        f"{self.settings.relay_max_video_mb:g} MB; credits were released",
-                    ) from None
                 log.warning(
                     "copying the upstream video failed; retrying", extra={"attempt": attempt, "error": exc.message}
                 )
-                await self.wait(ctx, self.settings.relay_poll_initial_s * (attempt + 1))
-        else:
+                continue
+            break
+        if fetched is None:
             raise TaskFailure(
                 TaskErrorCode.SERVICE_UNAVAILABLE,
                 f"The finished {self.provider} video could not be downloaded; credits were released",

@@ -37,8 +37,8 @@ from reelgate.engines.relay.base import (
     TransientUpstreamError,
     UpstreamState,
     credential_fingerprint,
-    credential_slots,
 )
+from reelgate.engines.relay.health import RelayRuntime
 from reelgate.engines.relay.images import data_uri, framed_jpeg
 from reelgate.errors import TaskErrorCode, TaskFailure
 
@@ -52,9 +52,9 @@ class FalRelay(RelayBase):
     name = "fal"
     provider = "fal"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: RelayRuntime) -> None:
         self._base_url = settings.fal_base_url.rstrip("/")
-        super().__init__(settings)
+        super().__init__(settings, runtime)
 
     def _credentials_missing(self) -> str | None:
         return None if self.settings.fal_key else "no fal credentials (REELGATE_FAL_KEY)"
@@ -76,8 +76,7 @@ class FalRelay(RelayBase):
         return f"{self._base_url}/{APP_ID}/requests/{request_id}{suffix}"
 
     async def call(self, ctx: RelayContext, method: str, url: str, body: object | None = None) -> JsonResponse:
-        slots = credential_slots(self._fingerprint(), self.settings.relay_max_concurrent_per_credential)
-        async with slots:
+        async with self.slots():
             response = await ctx.egress.request_json(
                 method,
                 url,
@@ -106,8 +105,8 @@ class FalRelay(RelayBase):
     async def submit(self, job: Job, ctx: RelayContext) -> str:
         body = self.submit_body(job)
         problem = "no answer"
-        for attempt in range(self.settings.relay_upstream_retries + 1):
-            await self.before_submit(ctx, attempt)
+        async for _attempt in self.attempts(ctx):
+            await self.record_submitting(ctx)
             try:
                 response = await self.call(ctx, "POST", f"{self._base_url}/{MODEL_PATH}", body)
             except (NotSentError, BlockedAddressError, TransientUpstreamError) as exc:
@@ -172,7 +171,7 @@ class FalRelay(RelayBase):
                         TaskErrorCode.SERVICE_UNAVAILABLE, f"fal stopped answering ({problem}); credits were released"
                     ) from None
                 await self.wait(ctx, delay_s)
-                delay_s = self.next_delay(delay_s)
+                delay_s = self.poll_backoff.after(delay_s)
                 continue
             failures = 0
             self.health.breaker.record_success()
@@ -193,15 +192,11 @@ class FalRelay(RelayBase):
             else:
                 log.warning("unknown fal status; polling on", extra={"fal_status": str(status)[:40]})
             await self.wait(ctx, delay_s)
-            delay_s = self.next_delay(delay_s)
+            delay_s = self.poll_backoff.after(delay_s)
 
     async def result_url(self, ctx: RelayContext, request_id: str) -> str:
         problem = "no answer"
-        for attempt in range(self.settings.relay_upstream_retries + 1):
-            if attempt:
-                await self.wait(ctx, self.settings.relay_poll_initial_s * 2 ** (attempt - 1))
-            if ctx.cancelled():
-                raise JobCancelled
+        async for _attempt in self.attempts(ctx):
             try:
                 response = await self.call(ctx, "GET", self.request_url(request_id))
             except (EgressError, TransientUpstreamError) as exc:

@@ -41,8 +41,8 @@ from reelgate.engines.relay.base import (
     TransientUpstreamError,
     UpstreamState,
     credential_fingerprint,
-    credential_slots,
 )
+from reelgate.engines.relay.health import RelayRuntime
 from reelgate.engines.relay.images import framed_jpeg, raw_base64
 from reelgate.engines.relay.jwt import KlingToken
 from reelgate.errors import TaskErrorCode, TaskFailure
@@ -84,10 +84,10 @@ class KlingRelay(RelayBase):
     provider = "kling"
     max_prompt_chars = MAX_PROMPT_CHARS
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: RelayRuntime) -> None:
         self._token = KlingToken(settings.kling_access_key, settings.kling_secret_key)
         self._base_url = settings.kling_base_url.rstrip("/")
-        super().__init__(settings)
+        super().__init__(settings, runtime)
 
     def _credentials_missing(self) -> str | None:
         s = self.settings
@@ -118,8 +118,7 @@ class KlingRelay(RelayBase):
     async def call(self, ctx: RelayContext, method: str, path: str, body: object | None = None) -> KlingAnswer:
         """One request under the per-credential cap. Raises NotSentError/EgressError from the client, and
         TransientUpstreamError for answers that are not Kling's envelope or carry a 5xxx code."""
-        slots = credential_slots(self._fingerprint(), self.settings.relay_max_concurrent_per_credential)
-        async with slots:
+        async with self.slots():
             response = await ctx.egress.request_json(
                 method,
                 f"{self._base_url}{path}",
@@ -170,8 +169,8 @@ class KlingRelay(RelayBase):
     async def submit(self, job: Job, ctx: RelayContext) -> str:
         body = self.submit_body(job)
         problem = "no answer"
-        for attempt in range(self.settings.relay_upstream_retries + 1):
-            await self.before_submit(ctx, attempt)
+        async for _attempt in self.attempts(ctx):
+            await self.record_submitting(ctx)
             try:
                 answer = await self.call(ctx, "POST", TASKS_PATH, body)
             except (NotSentError, BlockedAddressError) as exc:
@@ -212,11 +211,7 @@ class KlingRelay(RelayBase):
         """Kling's task for our task id, or None when Kling has none (then a submit is safe: Kling also refuses
         a second task with the same external id)."""
         problem = "no answer"
-        for attempt in range(self.settings.relay_upstream_retries + 1):
-            if attempt:
-                await self.wait(ctx, self.settings.relay_poll_initial_s * 2 ** (attempt - 1))
-            if ctx.cancelled():
-                raise JobCancelled
+        async for _attempt in self.attempts(ctx):
             try:
                 answer = await self.call(ctx, "GET", f"{TASKS_PATH}?external_task_id={quote(external_id, safe='')}")
             except (EgressError, TransientUpstreamError) as exc:
@@ -264,7 +259,7 @@ class KlingRelay(RelayBase):
                         TaskErrorCode.SERVICE_UNAVAILABLE, f"Kling stopped answering ({problem}); credits were released"
                     ) from None
                 await self.wait(ctx, delay_s)
-                delay_s = self.next_delay(delay_s)
+                delay_s = self.poll_backoff.after(delay_s)
                 continue
             failures = 0
             if answer.code != 0:
@@ -298,7 +293,7 @@ class KlingRelay(RelayBase):
                 else:
                     log.warning("unknown Kling task status; polling on", extra={"task_status": str(status)[:40]})
             await self.wait(ctx, delay_s)
-            delay_s = self.next_delay(delay_s)
+            delay_s = self.poll_backoff.after(delay_s)
 
 
 def _first_video_url(data: dict[str, Any]) -> str | None:

@@ -17,23 +17,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reelgate.backoff import Backoff
 from reelgate.egress.client import EgressClient
 from reelgate.engines.base import Engine, EngineResult, Job, JobCancelled
-from reelgate.engines.relay import repository as relay_repo
 from reelgate.engines.relay.base import RelayEngine, RetryLater, UpstreamRecord
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.framing import nearest_aspect_ratio
 from reelgate.media.images import ImageRejected, load_image
 from reelgate.queue import repository as queue_repo
-from reelgate.resources import Resources
-from reelgate.tasks import repository as task_repo
-from reelgate.tasks import service
-from reelgate.tasks.repository import Fence
-from reelgate.tasks.states import TaskStatus
+from reelgate.queue import terminal
+from reelgate.queue.context import QueueResources
+from reelgate.queue.repository import Fence
+from reelgate.queue.states import TaskStatus
 
 log = logging.getLogger(__name__)
 
-RETRY_BACKOFF_S = (2.0, 10.0, 30.0)
+# After a failed attempt (an error on our side): 2 s, then 10 s, then 30 s.
+RETRY_BACKOFF = Backoff(first_s=2.0, factor=5.0, max_s=30.0)
 _MIN_PROGRESS_FOR_ESTIMATE = 0.05
 
 
@@ -56,9 +56,9 @@ class ThreadRunContext:
 
 class DbRelayContext:
     """A relay engine's view of its task (engines/relay/base.py RelayContext): progress and cancellation through
-    the heartbeat's ThreadRunContext, the upstream record through fenced writes."""
+    the heartbeat's ThreadRunContext, the upstream record through the queue's fenced writes."""
 
-    def __init__(self, resources: Resources, claimed: ClaimedTask, run: ThreadRunContext) -> None:
+    def __init__(self, resources: QueueResources, claimed: ClaimedTask, run: ThreadRunContext) -> None:
         self._resources = resources
         self._claimed = claimed
         self._run = run
@@ -69,7 +69,7 @@ class DbRelayContext:
 
     async def load(self) -> None:
         async with self._resources.db.read() as session:
-            self._record, self.created_at = await relay_repo.load(session, self._claimed.id)
+            self._record, self.created_at = await queue_repo.load_upstream(session, self._claimed.id)
 
     @property
     def upstream(self) -> UpstreamRecord | None:
@@ -84,11 +84,11 @@ class DbRelayContext:
 
     async def cancelled_by_user(self) -> bool:
         async with self._resources.db.read() as session:
-            return await relay_repo.was_cancelled(session, self._claimed.id)
+            return await queue_repo.was_cancelled(session, self._claimed.id)
 
     async def record_upstream(self, record: UpstreamRecord) -> None:
         async with self._resources.db.transaction() as session:
-            alive = await relay_repo.record_upstream(
+            alive = await queue_repo.record_upstream(
                 session, self._claimed.id, self._claimed.fence, record, now=time.time()
             )
         if not alive:
@@ -111,7 +111,7 @@ class ClaimedTask:
     estimate_s: int
 
 
-async def run_claimed_task(resources: Resources, claimed: ClaimedTask, engine: Engine) -> None:
+async def run_claimed_task(resources: QueueResources, claimed: ClaimedTask, engine: Engine) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f"{claimed.id}-", dir=resources.scratch_root))
     ctx = ThreadRunContext(scratch_dir=scratch)
     started = time.monotonic()
@@ -151,7 +151,7 @@ async def run_claimed_task(resources: Resources, claimed: ClaimedTask, engine: E
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-async def _prepare_job(resources: Resources, claimed: ClaimedTask) -> Job:
+async def _prepare_job(resources: QueueResources, claimed: ClaimedTask) -> Job:
     settings = resources.settings
     images = []
     for index, url in enumerate(claimed.image_urls):
@@ -189,7 +189,7 @@ def _estimate_left_s(ctx: ThreadRunContext, started: float, fallback_s: int) -> 
 
 
 async def _heartbeat_loop(
-    resources: Resources, claimed: ClaimedTask, ctx: ThreadRunContext, started: float, aspect_ratio: str
+    resources: QueueResources, claimed: ClaimedTask, ctx: ThreadRunContext, started: float, aspect_ratio: str
 ) -> None:
     settings = resources.settings
     interval_s = min(settings.lease_s / 3, 1.0)
@@ -219,10 +219,10 @@ async def _heartbeat_loop(
         await asyncio.sleep(interval_s)
 
 
-async def _store_and_complete(resources: Resources, claimed: ClaimedTask, result: EngineResult) -> None:
+async def _store_and_complete(resources: QueueResources, claimed: ClaimedTask, result: EngineResult) -> None:
     # The key carries the attempt: a stale worker that lost its lease can never overwrite the winner's file.
     key = f"{claimed.id}-a{claimed.fence.attempt}.mp4"
-    await asyncio.to_thread(resources.storage.put, key, result.video_path)
+    await asyncio.to_thread(resources.storage.put_file, key, result.video_path)
     info: dict[str, object] = {
         "width": result.width,
         "height": result.height,
@@ -231,7 +231,9 @@ async def _store_and_complete(resources: Resources, claimed: ClaimedTask, result
         **result.info,
     }
     async with resources.db.transaction() as session:
-        won = await service.complete_task(session, claimed.id, fence=claimed.fence, result_key=key, result_info=info)
+        won = await terminal.complete(
+            session, resources.task_ended, claimed.id, fence=claimed.fence, result_key=key, result_info=info
+        )
     if won is None:
         await asyncio.to_thread(resources.storage.delete, key)
         log.warning("finished but the lease was lost; result discarded", extra={"attempt": claimed.fence.attempt})
@@ -240,26 +242,31 @@ async def _store_and_complete(resources: Resources, claimed: ClaimedTask, result
     log.info("completed", extra={"attempt": claimed.fence.attempt, "video_key": key})
 
 
-async def _fail(resources: Resources, claimed: ClaimedTask, code: TaskErrorCode, message: str) -> None:
+async def _fail(resources: QueueResources, claimed: ClaimedTask, code: TaskErrorCode, message: str) -> None:
     async with resources.db.transaction() as session:
-        task = await task_repo.get_task(session, claimed.id)
-        won = task is not None and await service.fail_task(
-            session, task, code=code, message=message, from_statuses=(TaskStatus.PROCESSING,), fence=claimed.fence
+        won = await terminal.fail(
+            session,
+            resources.task_ended,
+            claimed.id,
+            code=code,
+            message=message,
+            from_statuses=(TaskStatus.PROCESSING,),
+            fence=claimed.fence,
         )
-    if won:
+    if won is not None:
         resources.metrics.tasks_finished.labels(claimed.engine, "failed").inc()
         log.info("failed", extra={"error_code": str(code), "error_message": message})
 
 
-async def _defer(resources: Resources, claimed: ClaimedTask, later: RetryLater) -> None:
+async def _defer(resources: QueueResources, claimed: ClaimedTask, later: RetryLater) -> None:
     now = time.time()
     async with resources.db.transaction() as session:
-        deferred = await relay_repo.defer(session, claimed.id, claimed.fence, available_at=now + later.delay_s, now=now)
+        deferred = await queue_repo.defer(session, claimed.id, claimed.fence, available_at=now + later.delay_s, now=now)
     if deferred:
         log.warning("upstream busy; task back to pending", extra={"reason": later.reason, "delay_s": later.delay_s})
 
 
-async def _retry_or_fail(resources: Resources, claimed: ClaimedTask) -> None:
+async def _retry_or_fail(resources: QueueResources, claimed: ClaimedTask) -> None:
     attempt = claimed.fence.attempt
     if attempt >= claimed.max_attempts:
         await _fail(
@@ -269,7 +276,7 @@ async def _retry_or_fail(resources: Resources, claimed: ClaimedTask) -> None:
             f"Generation failed after {attempt} attempts; credits were released",
         )
         return
-    backoff_s = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S)) - 1]
+    backoff_s = RETRY_BACKOFF.delay_s(attempt)
     now = time.time()
     async with resources.db.transaction() as session:
         requeued = await queue_repo.retry_later(

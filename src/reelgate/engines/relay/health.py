@@ -1,13 +1,15 @@
-"""Health of a relay route, shared by every engine object of one process that uses the same credential:
+"""Health of a relay route, shared by every engine object of one service that uses the same credential:
 a circuit breaker (a route that keeps failing is taken out for a cool-down) and the credential problem that
-degrades readiness.
+degrades readiness; and the per-credential cap on upstream requests in flight.
 
-The state is per process: in `reelgate serve` the API and its workers share it; a standalone API replica
-learns of a failing upstream only from its own workers (README "Relays (Kling, fal)", Guarantees).
+`RelayRuntime` holds them; `reelgate.resources` builds one per service and hands it to the relay engines,
+so nothing lives at module level. The state is per process: in `reelgate serve` the API and its workers share
+it; a standalone API replica learns of a failing upstream only from its own workers (docs/engines/relays.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -56,19 +58,26 @@ class RouteHealth:
             self.auth_problem = problem
 
 
-_HEALTH: dict[str, RouteHealth] = {}
-_HEALTH_LOCK = threading.Lock()
+class RelayRuntime:
+    """The relays' shared state of one service: route health by credential, and request slots by credential."""
 
+    def __init__(self) -> None:
+        self._health: dict[str, RouteHealth] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._lock = threading.Lock()
 
-def route_health(key: str, *, failures_to_open: int, cooldown_s: float) -> RouteHealth:
-    with _HEALTH_LOCK:
-        health = _HEALTH.get(key)
-        if health is None:
-            health = _HEALTH[key] = RouteHealth(CircuitBreaker(failures_to_open, cooldown_s))
-        return health
+    def health(self, key: str, *, failures_to_open: int, cooldown_s: float) -> RouteHealth:
+        with self._lock:
+            health = self._health.get(key)
+            if health is None:
+                health = self._health[key] = RouteHealth(CircuitBreaker(failures_to_open, cooldown_s))
+            return health
 
-
-def forget_health() -> None:
-    """Drop every route's state (tests that build several services in one process)."""
-    with _HEALTH_LOCK:
-        _HEALTH.clear()
+    def slots(self, fingerprint: str, size: int) -> asyncio.Semaphore:
+        """The cap on upstream requests in flight for one credential, shared by every task of the service (its
+        tasks all run on the service's one event loop)."""
+        with self._lock:
+            slots = self._slots.get(fingerprint)
+            if slots is None:
+                slots = self._slots[fingerprint] = asyncio.Semaphore(size)
+            return slots

@@ -1,15 +1,19 @@
-"""What every `reelgate` command shares: the consoles, failing with a message, and a migrated database."""
+"""What every `reelgate` command shares: the consoles, failing with a message, the settings and a migrated
+database. Heavy modules (SQLAlchemy, FastAPI) are imported inside the commands that use them, so a command
+such as `reelgate generate` starts without them."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
 
 from reelgate.config import Settings
-from reelgate.db.database import Database
+
+if TYPE_CHECKING:
+    from reelgate.db.database import Database
 
 console = Console()
 err = Console(stderr=True)
@@ -20,6 +24,10 @@ T = TypeVar("T")
 def fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=1)
+
+
+def settings() -> Settings:
+    return Settings()
 
 
 async def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:

@@ -1,5 +1,5 @@
-"""Deletes result videos whose 24-hour links have run out (and forgets them in the database), and expired
-Idempotency-Keys."""
+"""The expiry sweep: deletes result videos whose 24-hour links have run out (and forgets them in the
+database), and expired Idempotency-Keys."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import logging
 import time
 
 from reelgate.accounts import idempotency
-from reelgate.resources import Resources
 from reelgate.tasks import repository
+from reelgate.tasks.context import TasksResources
 
 log = logging.getLogger(__name__)
 
 
-async def sweep_expired_results(resources: Resources, *, now: float | None = None) -> int:
+async def sweep_expired_results(resources: TasksResources, *, now: float | None = None) -> int:
     cutoff = (now if now is not None else time.time()) - resources.settings.result_ttl_s
     async with resources.db.read() as session:
         expired = await repository.expired_result_keys(session, finished_before=cutoff)
@@ -28,12 +28,12 @@ async def sweep_expired_results(resources: Resources, *, now: float | None = Non
     return len(expired)
 
 
-async def sweep_expired_idempotency_keys(resources: Resources) -> int:
+async def sweep_expired_idempotency_keys(resources: TasksResources) -> int:
     async with resources.db.transaction() as session:
         return await idempotency.delete_expired(session, now=time.time())
 
 
-async def sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
+async def sweep_forever(resources: TasksResources, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await sweep_expired_results(resources)

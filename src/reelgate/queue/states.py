@@ -1,9 +1,12 @@
-"""Task states. Only these four strings ever leave the service (CONTRACT.md section 3).
+"""Task states. Only these four strings ever leave the service (docs/contract.md section 3).
 
 pending --claim--> processing --finish--> completed
    |                   |  \\--fail-------> failed (error.code says why)
    \\--cancel-----------+--cancel--------> failed (request_cancelled)
 processing --lease expired--> pending (attempt+1)   [until max attempts, then failed + refund]
+
+They live in the queue, the lowest package that writes them (claims, leases, fenced finishes); the tasks
+package above reads them and writes its client transitions through the queue's repository.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ class TaskStatus(StrEnum):
 
 
 UNFINISHED = (TaskStatus.PENDING, TaskStatus.PROCESSING)
-TERMINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED)
 
 
 class CreditsState(StrEnum):

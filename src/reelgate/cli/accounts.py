@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from reelgate.accounts import ledger, repository, service
-from reelgate.accounts.audit import AuditReport, audit
-from reelgate.accounts.credits import to_credits, to_millicredits
-from reelgate.accounts.schemas import AccountView
-from reelgate.cli_common import console, err, fail, with_db
+from reelgate.cli.common import console, err, fail, with_db
 from reelgate.config import Settings
-from reelgate.db.database import Database
-from reelgate.db.models import CreditEntry
-from reelgate.errors import ApiError
-from reelgate.resources import pricing_source
+
+if TYPE_CHECKING:
+    from reelgate.accounts.schemas import AccountView, LedgerPage
+    from reelgate.db.database import Database
+    from reelgate.tasks.audit import AuditReport
 
 accounts_app = typer.Typer(help="Accounts: who pays, and their user group.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits, read the ledger, audit it.", no_args_is_help=True)
 
-_fail = fail
-
 
 async def _view(db: Database, settings: Settings, account_id: str) -> AccountView:
+    from reelgate.accounts import service
+    from reelgate.resources import pricing_source
+
     async with db.read() as session:
-        account = await service.require_account(session, account_id)
-        keys = await repository.list_keys(session, account_id=account_id)
-    return service.account_view(account, keys=keys, pricing=pricing_source(settings).current())
+        return await service.account_view_of(session, account_id, pricing=pricing_source(settings).current())
 
 
 def _print_account(view: AccountView, as_json: bool) -> None:
@@ -53,6 +49,9 @@ def accounts_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Create an account; add keys to it with `reelgate keys create --account ID`."""
+    from reelgate.accounts import service
+    from reelgate.accounts.credits import to_millicredits
+
     settings = Settings()
 
     async def work(db: Database) -> AccountView:
@@ -71,13 +70,15 @@ def accounts_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """An account: balance, holds, group and keys."""
+    from reelgate.errors import ApiError
+
     settings = Settings()
 
     async def work(db: Database) -> AccountView:
         try:
             return await _view(db, settings, account_id)
         except ApiError as exc:
-            raise _fail(exc.message) from None
+            raise fail(exc.message) from None
 
     _print_account(asyncio.run(with_db(settings, work)), as_json)
 
@@ -85,12 +86,14 @@ def accounts_show(
 @accounts_app.command("list")
 def accounts_list() -> None:
     """Every account with its credits."""
+    from reelgate.accounts import service
+    from reelgate.resources import pricing_source
+
     settings = Settings()
 
     async def work(db: Database) -> list[AccountView]:
         async with db.read() as session:
-            ids = [account.id for account in await repository.list_accounts(session)]
-        return [await _view(db, settings, account_id) for account_id in ids]
+            return await service.account_views(session, pricing=pricing_source(settings).current())
 
     table = Table("id", "name", "group", "balance", "held", "available", "keys")
     for view in asyncio.run(with_db(settings, work)):
@@ -113,6 +116,10 @@ def credits_grant(
     note: Annotated[str | None, typer.Option(help="Why (kept in the ledger)")] = None,
 ) -> None:
     """Add credits to an account (a grant entry in the ledger)."""
+    from reelgate.accounts import service
+    from reelgate.accounts.credits import to_millicredits
+    from reelgate.errors import ApiError
+
     settings = Settings()
 
     async def work(db: Database) -> AccountView:
@@ -120,7 +127,7 @@ def credits_grant(
             async with db.transaction() as session:
                 await service.grant(session, account_id, to_millicredits(credits), note=note)
         except ApiError as exc:
-            raise _fail(exc.message) from None
+            raise fail(exc.message) from None
         return await _view(db, settings, account_id)
 
     view = asyncio.run(with_db(settings, work))
@@ -133,27 +140,26 @@ def credits_show(
     limit: Annotated[int, typer.Option(help="Entries to show, newest first", min=1)] = 50,
 ) -> None:
     """An account's credits and its latest ledger entries."""
+    from reelgate.accounts import service
+    from reelgate.errors import ApiError
+    from reelgate.resources import pricing_source
+
     settings = Settings()
 
-    async def work(db: Database) -> tuple[AccountView, list[CreditEntry]]:
+    async def work(db: Database) -> LedgerPage:
         try:
-            view = await _view(db, settings, account_id)
+            async with db.read() as session:
+                return await service.ledger_page(
+                    session, account_id, pricing=pricing_source(settings).current(), limit=limit
+                )
         except ApiError as exc:
-            raise _fail(exc.message) from None
-        async with db.read() as session:
-            return view, await ledger.entries(session, account_id, limit=limit)
+            raise fail(exc.message) from None
 
-    view, entries = asyncio.run(with_db(settings, work))
-    _print_account(view, as_json=False)
+    page = asyncio.run(with_db(settings, work))
+    _print_account(page.account, as_json=False)
     table = Table("entry", "kind", "credits", "task", "note")
-    for entry in entries:
-        table.add_row(
-            str(entry.id),
-            entry.kind,
-            f"{to_credits(entry.amount_millicredits):g}",
-            entry.task_id or "",
-            entry.note or "",
-        )
+    for entry in page.data:
+        table.add_row(str(entry.id), entry.kind, f"{entry.credits:g}", entry.task_id or "", entry.note or "")
     console.print(table)
 
 
@@ -161,6 +167,8 @@ def credits_show(
 def credits_audit(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False) -> None:
     """Prove balance = sum of entries and that no task was reserved and ended without settlement. Exit 1 on
     any problem."""
+    from reelgate.tasks.audit import audit
+
     settings = Settings()
 
     async def work(db: Database) -> AuditReport:

@@ -1,0 +1,120 @@
+"""`reelgate migrate`, `reelgate serve` and `reelgate worker`: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Annotated
+
+import typer
+
+from reelgate.cli.common import console, err, fail, settings
+from reelgate.config import Settings
+from reelgate.logs import configure_logging
+
+
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from reelgate.db import migrate as migrations
+    from reelgate.resources import database_for
+
+    current = settings()
+
+    async def run() -> str | None:
+        db = database_for(current)
+        try:
+            await migrations.upgrade(db)
+            return await migrations.current_revision(db)
+        finally:
+            await db.dispose()
+
+    revision = asyncio.run(run())
+    console.print(f"database at revision [bold]{revision}[/bold] ({_safe_url(current)})")
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[
+        int | None, typer.Option(help="In-process jobs at once (default: one per core; 0 = API only)")
+    ] = None,
+) -> None:
+    """Serve the API, with in-process workers unless --workers 0."""
+    import uvicorn
+
+    from reelgate.app import create_app
+    from reelgate.resources import pricing_source
+
+    current = settings()
+    if not current.public_url:
+        current.public_url = f"http://{host}:{port}"
+    configure_logging(current.log_level, json_lines=current.log_json)
+    concurrency = workers if workers is not None else (os.cpu_count() or 1)
+    if concurrency < 0:
+        raise fail("--workers must be 0 or more")
+    try:
+        pricing_source(current)
+        asgi_app = create_app(current, workers=concurrency)
+    except ValueError as exc:  # a weak admin token, an unreadable or invalid pricing file
+        raise fail(str(exc)) from None
+    err.print(
+        f"reelgate serving on http://{host}:{port} (docs: /docs) with "
+        + (f"{concurrency} in-process job slot(s)" if concurrency else "no workers (API only)")
+        + f"; data in {current.home.resolve()}"
+    )
+    uvicorn.run(
+        asgi_app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def worker(
+    engines: Annotated[str, typer.Option(help="Comma-separated engines to run")] = "motion",
+    concurrency: Annotated[int | None, typer.Option(help="Jobs at once (default: one per core)")] = None,
+) -> None:
+    """A standalone worker: claims tasks of its engines from the shared database."""
+    from reelgate.resources import Resources
+
+    current = settings()
+    configure_logging(current.log_level, json_lines=current.log_json)
+    names = [name.strip() for name in engines.split(",") if name.strip()]
+    jobs = concurrency if concurrency is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise fail("--concurrency must be at least 1")
+
+    async def run() -> None:
+        from reelgate.db import migrate as migrations
+
+        try:
+            resources = Resources.build(current, engine_names=names)
+        except ValueError as exc:  # an unknown engine name
+            raise fail(str(exc)) from None
+        try:
+            unavailable = resources.unavailable_engines()
+            for name, reason in unavailable.items():
+                err.print(f"[yellow]engine {name} is unavailable and will not claim tasks:[/yellow] {reason}")
+            if len(unavailable) == len(resources.registry.engines):
+                raise fail("no engine of this worker can run")
+            if not await migrations.is_current(resources.db):
+                raise fail("the database schema is not current: run 'reelgate migrate' first")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            # The worker ends tasks, so it delivers their callbacks too (as does any other process that runs one).
+            await asyncio.gather(resources.worker(concurrency=jobs).run(stop), resources.deliverer().run(stop))
+        finally:
+            await resources.close()
+
+    asyncio.run(run())

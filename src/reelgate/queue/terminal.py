@@ -1,0 +1,71 @@
+"""The terminal transitions of a task and what must commit with them.
+
+A task ends in one compare-and-set (queue/repository.py); the one call that wins then runs the
+`OnTaskEnded` hook in the same transaction: the tasks package settles the credits (capture or release) and
+writes the callback to the outbox there, so both are in the database if and only if the outcome is. The
+queue only knows that such a hook exists; it is wired by `reelgate.resources`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelgate.db.models import Task
+from reelgate.queue import repository
+from reelgate.queue.repository import Fence
+from reelgate.queue.states import TaskStatus
+
+
+class OnTaskEnded(Protocol):
+    async def __call__(self, session: AsyncSession, task: Task, now: float) -> None: ...
+
+
+async def complete(
+    session: AsyncSession,
+    on_ended: OnTaskEnded,
+    task_id: str,
+    *,
+    fence: Fence,
+    result_key: str,
+    result_info: dict[str, Any],
+) -> Task | None:
+    """End a task as completed (its hold captured); None if the lease was lost."""
+    now = time.time()
+    won = await repository.mark_completed(
+        session, task_id, fence=fence, result_key=result_key, result_info=result_info, now=now
+    )
+    if won is not None:
+        await on_ended(session, won, now)
+    return won
+
+
+async def fail(
+    session: AsyncSession,
+    on_ended: OnTaskEnded,
+    task_id: str,
+    *,
+    code: str,
+    message: str,
+    from_statuses: tuple[TaskStatus, ...],
+    fence: Fence | None = None,
+    as_seen: Task | None = None,
+) -> Task | None:
+    """End a task as failed (its hold released); None if another writer won. `as_seen`: see
+    repository.mark_failed."""
+    now = time.time()
+    won = await repository.mark_failed(
+        session,
+        task_id,
+        code=code,
+        message=message,
+        now=now,
+        from_statuses=from_statuses,
+        fence=fence,
+        as_seen=as_seen,
+    )
+    if won is not None:
+        await on_ended(session, won, now)
+    return won

@@ -1,0 +1,61 @@
+"""The `Storage` protocol: where finished videos (and, later, input images and uploads) live.
+
+Every reader and writer of stored objects goes through it, so the embedded default (local disk), tests
+(memory) and object storage behave alike. The protocol is synchronous, like the disks and SDKs behind it;
+async callers run it in a thread. A writer hands over a finished file or stream and a reader sees the whole
+object or nothing: nothing is ever served half-written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+# Keys are ours (task ids, attempt numbers, extensions), but the files route takes them from a URL: allow
+# nothing else. Slash-separated segments, none empty or starting with a dot (no `..`, no hidden files).
+_SAFE_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,200}(/[a-z0-9][a-z0-9._-]{0,200}){0,4}$")
+CHUNK_BYTES = 1 << 20
+
+
+class InvalidKey(ValueError):
+    pass
+
+
+class ObjectMissing(LookupError):
+    pass
+
+
+def check_key(key: str) -> str:
+    if not _SAFE_KEY.match(key) or ".." in key:
+        raise InvalidKey(key)
+    return key
+
+
+class Storage(Protocol):
+    def put_file(self, key: str, source: Path) -> None:
+        """Store a finished file under `key` (the source may be moved away)."""
+        ...
+
+    def put_stream(self, key: str, source: BinaryIO) -> None:
+        """Store everything `source` yields under `key`, visible only once complete."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes; ObjectMissing if there is none."""
+        ...
+
+    def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        """Bytes [start, stop) of the object, in chunks; ObjectMissing if there is none."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing one is no error."""
+        ...
+
+    def link(self, key: str, *, expires_at: int) -> str:
+        """A URL a client can download the object from until `expires_at` (unix seconds)."""
+        ...
