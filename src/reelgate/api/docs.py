@@ -22,6 +22,25 @@ ASSETS_URL = "/docs/assets"
 # The package and folder holding the bundles; the file names below are those fastapi-offline 1.7 ships.
 ASSETS_PACKAGE = ("fastapi_offline", "static")
 
+# The pages may load only what this server serves. ReDoc 2 renders a "Redocly" logo from cdn.redoc.ly that no
+# option turns off: with this policy the browser never sends that request (the logo's fallback is its text).
+# Inline script and style: FastAPI's page starts the UI inline, and ReDoc styles itself at run time; its search
+# runs in a blob: worker.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    ]
+)
+
 _SWAGGER_UI_PARAMETERS: dict[str, Any] = {
     # Swagger UI's validator badge sends the document's URL to validator.swagger.io: a request to the outside
     # that an offline machine cannot make and a private deployment should not.
@@ -40,7 +59,7 @@ def install_docs(app: FastAPI) -> None:
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = _root(request)
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=root + _openapi_url(app),
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
@@ -50,11 +69,12 @@ def install_docs(app: FastAPI) -> None:
             oauth2_redirect_url=None,
             swagger_ui_parameters={**_SWAGGER_UI_PARAMETERS, **(app.swagger_ui_parameters or {})},
         )
+        return _confined(page)
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = _root(request)
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=root + _openapi_url(app),
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
@@ -62,6 +82,12 @@ def install_docs(app: FastAPI) -> None:
             # Google Fonts is a CDN too; ReDoc falls back to the system's fonts.
             with_google_fonts=False,
         )
+        return _confined(page)
+
+
+def _confined(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return page
 
 
 def _root(request: Request) -> str:
