@@ -36,7 +36,7 @@ test: install install-gpu
 	$(BIN)/python -m pytest
 
 lint: install install-gpu
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench docs/hooks
 	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 
