@@ -7,7 +7,7 @@ GPU_STAMP := $(VENV)/.installed-gpu
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-gpu run test lint typecheck check bench clean
+.PHONY: install install-gpu run test lint typecheck check bench docs-serve clean
 
 install: $(STAMP)
 
@@ -36,10 +36,14 @@ test: install install-gpu
 	$(BIN)/python -m pytest
 
 lint: install install-gpu
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench docs/hooks
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 
 check: lint test
+
+docs-serve: install
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 bench: install
 	$(BIN)/python bench/api_throughput.py

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from reelgate import __version__
 from reelgate.accounts.admin_token import weakness
 from reelgate.api import account, admin, callbacks, files, ops, tasks
+from reelgate.api.docs import install_docs
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
 from reelgate.api.middleware import RateLimitHeaders, RequestMetrics
 from reelgate.config import Settings
@@ -68,6 +69,9 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_docs from packaged assets: FastAPI's own pages need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(tasks.router)
@@ -77,6 +81,7 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     app.include_router(account.router)
     if settings.admin_token:
         app.include_router(admin.router)
+    install_docs(app)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
