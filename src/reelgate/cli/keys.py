@@ -242,5 +242,5 @@ def _curl_example(base_url: str, key: str) -> str:
         f'  curl -s {base_url}/v1/videos/generations -H "Authorization: Bearer $KEY" \\\n'
         f"    -H 'Content-Type: application/json' --data-binary @-\n"
         f'curl -s {base_url}/v1/tasks/TASK_ID -H "Authorization: Bearer $KEY"   # poll every 3-5 s\n'
-        f"(image_urls also take http(s) URLs; more calls in README.md)"
+        f"(image_urls also take http(s) URLs; more calls in docs/api.md)"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from reelgate.backoff import Backoff
 from reelgate.egress.client import EgressClient
-from reelgate.engines.base import Engine, EngineResult, Job, JobCancelled
+from reelgate.engines.base import Engine, EngineResult, Job, JobCancelled, raise_if_cancelled
 from reelgate.engines.relay.base import RelayEngine, RetryLater, UpstreamRecord
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.framing import nearest_aspect_ratio
@@ -130,8 +130,7 @@ async def run_claimed_task(resources: QueueResources, claimed: ClaimedTask, engi
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
-        if ctx.cancelled():
-            raise JobCancelled
+        raise_if_cancelled(ctx)
         await _store_and_complete(resources, claimed, result)
         outcome = "completed"
     except JobCancelled:

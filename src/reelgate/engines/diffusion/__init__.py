@@ -1,7 +1,7 @@
 """Open image-to-video models on GPU workers through diffusers: Wan 2.x (`wan`) and LTX-Video (`ltx`).
 
 Needs the optional `gpu` extra (torch, diffusers, transformers); without it, or without weights, the engines
-build and report themselves unavailable with the reason (README, "GPU engines").
+build and report themselves unavailable with the reason (docs/engines/diffusion.md).
 """
 
 from reelgate.engines.diffusion.engine import DiffusionEngine, DiffusionOptions

@@ -77,7 +77,7 @@ class DiffusionEngine(ABC):
     setting_prefix: str  # "wan" -> REELGATE_WAN_MODEL_DIR in messages
     pipeline_class_names: tuple[str, ...]
     required_modules: tuple[str, ...] = ("torch", "diffusers", "transformers", "accelerate")
-    # A published figure, scaled (README "GPU engines"): seconds per denoising step for 81 frames at 832x480.
+    # A published figure, scaled (docs/engines/diffusion.md): seconds per denoising step for 81 frames at 832x480.
     reference_step_s: float
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Sizes and frame counts for the diffusion engines (README, "GPU engines").
+"""Sizes and frame counts for the diffusion engines (docs/engines/diffusion.md).
 
 Size: each model generates on its own grid (Wan: multiples of 16, LTX-Video: multiples of 32), at about the
 pixel count of the 16:9 frame at the configured short side. `generation_size` picks, per aspect ratio, the
