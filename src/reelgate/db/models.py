@@ -7,7 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -149,11 +161,16 @@ class Task(Base):
     upstream_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     upstream_submitted_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
+    # True once the expiry sweep deleted the task's stored objects (its video, its stored input images): the
+    # sweep looks only at rows where this is still false.
+    purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
     __table_args__ = (
         Index("ix_tasks_claim", "status", "engine", "available_at"),
         Index("ix_tasks_lease", "status", "lease_expires_at"),
         Index("ix_tasks_owner_created", "api_key_id", "created_at", "id"),
         Index("ix_tasks_finished", "finished_at"),
+        Index("ix_tasks_purge", "purged", "finished_at"),
     )
 
 
@@ -219,3 +236,40 @@ class CallbackAttempt(Base):
     response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_callback_attempts_delivery", "delivery_id", "attempt"),)
+
+
+class Worker(Base):
+    """A worker process that claims tasks: `serve`'s in-process worker, `reelgate worker`, or a remote worker.
+    It registers at start, heartbeats `last_seen_at` and its running count, and deletes its row on a clean
+    stop; a row not seen within REELGATE_WORKER_TTL_S is a worker that died. Routing sends a model only to an
+    engine some live worker advertises as available."""
+
+    __tablename__ = "workers"
+
+    # The worker's lease-owner name (`host:pid:random`), so its leased tasks can be told apart.
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "database" | "remote"
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    # {engine: {"available": bool, "reason": str}} for every engine the worker runs or was asked to run.
+    engines: Mapped[dict[str, Any]] = mapped_column(JSON)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Double)
+    last_seen_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_workers_last_seen", "last_seen_at"),)
+
+
+class UpstreamHealth(Base):
+    """A relay route's health shared by every process (engines/relay/health.py): its circuit breaker and the
+    credential problem that degrades readiness. Keyed by provider and credential fingerprint."""
+
+    __tablename__ = "upstream_health"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    auth_problem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Double)

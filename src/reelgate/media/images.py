@@ -136,18 +136,30 @@ async def load_image(
     return await asyncio.to_thread(decode_image, data, max_pixels=max_pixels, param=param)
 
 
-def validate_image_at_create(url: str, *, param: str, max_bytes: int, max_pixels: int, allow_private: bool) -> None:
-    """What can be known without the network: URL syntax, and for data URIs size, format and dimensions.
+@dataclass(frozen=True)
+class EmbeddedImage:
+    """The image bytes a data URI carried, checked at create (so they can be stored instead of the URI)."""
+
+    data: bytes
+    format: str  # "jpeg" | "png" | "webp"
+
+
+def validate_image_at_create(
+    url: str, *, param: str, max_bytes: int, max_pixels: int, allow_private: bool
+) -> EmbeddedImage | None:
+    """What can be known without the network: URL syntax, and for data URIs size, format and dimensions
+    (returned, for a data URI, as the checked bytes).
 
     Data URIs get the header check only; the full decode happens in the worker, off the request path.
     """
     if validate_image_url_syntax(url, param=param, allow_private=allow_private) != "data":
-        return
+        return None
     try:
         data = decode_data_uri(url, max_bytes=max_bytes, param=param)
         inspect_image(data, max_pixels=max_pixels, param=param).close()
     except ImageRejected as rejected:
         raise ApiError(400, str(rejected), param=param) from None
+    return EmbeddedImage(data=data, format=str(sniff_format(data)))
 
 
 def _to_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:

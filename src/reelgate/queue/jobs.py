@@ -23,12 +23,14 @@ from reelgate.engines.base import Engine, EngineResult, Job, JobCancelled, raise
 from reelgate.engines.relay.base import RelayEngine, RetryLater, UpstreamRecord
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.framing import nearest_aspect_ratio
-from reelgate.media.images import ImageRejected, load_image
+from reelgate.media.images import DecodedImage, ImageRejected, decode_image, load_image
 from reelgate.queue import repository as queue_repo
 from reelgate.queue import terminal
 from reelgate.queue.context import QueueResources
 from reelgate.queue.repository import Fence
 from reelgate.queue.states import TaskStatus
+from reelgate.storage.base import ObjectMissing, read_object
+from reelgate.storage.keys import stored_key, video_key
 
 log = logging.getLogger(__name__)
 
@@ -151,18 +153,10 @@ async def run_claimed_task(resources: QueueResources, claimed: ClaimedTask, engi
 
 
 async def _prepare_job(resources: QueueResources, claimed: ClaimedTask) -> Job:
-    settings = resources.settings
     images = []
-    for index, url in enumerate(claimed.image_urls):
+    for index, ref in enumerate(claimed.image_urls):
         try:
-            decoded = await load_image(
-                url,
-                param=f"image_urls[{index}]",
-                client=resources.egress,
-                max_bytes=settings.max_image_bytes,
-                max_pixels=settings.max_image_pixels,
-                timeout_s=settings.image_fetch_timeout_s,
-            )
+            decoded = await _load_input(resources, ref, param=f"image_urls[{index}]")
         except ImageRejected as rejected:
             raise TaskFailure(TaskErrorCode.IMAGE_PROCESSING_ERROR, f"{rejected.param}: {rejected.message}") from None
         images.append(decoded.pixels)
@@ -176,6 +170,26 @@ async def _prepare_job(resources: QueueResources, claimed: ClaimedTask) -> Job:
         duration_s=claimed.duration_s,
         seed=claimed.seed,
     )
+
+
+async def _load_input(resources: QueueResources, ref: str, *, param: str) -> DecodedImage:
+    """A stored input is read from our storage, never through the egress client; a URL is fetched."""
+    settings = resources.settings
+    key = stored_key(ref)
+    if key is None:
+        return await load_image(
+            ref,
+            param=param,
+            client=resources.egress,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            timeout_s=settings.image_fetch_timeout_s,
+        )
+    try:
+        data = await asyncio.to_thread(read_object, resources.storage, key)
+    except ObjectMissing:
+        raise ImageRejected("the stored image is gone (expired or deleted)", param=param) from None
+    return await asyncio.to_thread(decode_image, data, max_pixels=settings.max_image_pixels, param=param)
 
 
 def _estimate_left_s(ctx: ThreadRunContext, started: float, fallback_s: int) -> int:
@@ -219,8 +233,7 @@ async def _heartbeat_loop(
 
 
 async def _store_and_complete(resources: QueueResources, claimed: ClaimedTask, result: EngineResult) -> None:
-    # The key carries the attempt: a stale worker that lost its lease can never overwrite the winner's file.
-    key = f"{claimed.id}-a{claimed.fence.attempt}.mp4"
+    key = video_key(claimed.id, claimed.fence.attempt)
     await asyncio.to_thread(resources.storage.put_file, key, result.video_path)
     info: dict[str, object] = {
         "width": result.width,
@@ -237,6 +250,7 @@ async def _store_and_complete(resources: QueueResources, claimed: ClaimedTask, r
         await asyncio.to_thread(resources.storage.delete, key)
         log.warning("finished but the lease was lost; result discarded", extra={"attempt": claimed.fence.attempt})
         return
+    await terminal.discard_losing_videos(resources.storage, won)
     resources.metrics.tasks_finished.labels(claimed.engine, "completed").inc()
     log.info("completed", extra={"attempt": claimed.fence.attempt, "video_key": key})
 
@@ -253,6 +267,7 @@ async def _fail(resources: QueueResources, claimed: ClaimedTask, code: TaskError
             fence=claimed.fence,
         )
     if won is not None:
+        await terminal.discard_losing_videos(resources.storage, won)
         resources.metrics.tasks_finished.labels(claimed.engine, "failed").inc()
         log.info("failed", extra={"error_code": str(code), "error_message": message})
 

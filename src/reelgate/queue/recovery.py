@@ -3,19 +3,30 @@ of attempts ends as failed with its credits released (settled like any terminal 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelgate.db.models import Task
 from reelgate.errors import TaskErrorCode
 from reelgate.queue import repository, terminal
 from reelgate.queue.repository import Fence
 from reelgate.queue.states import TaskStatus
 
 
-async def recover_expired(session: AsyncSession, on_ended: terminal.OnTaskEnded, *, now: float) -> list[str]:
-    """Requeue what can be retried, fail what cannot; returns the requeued task ids."""
+@dataclass(frozen=True)
+class Recovered:
+    requeued: list[str]
+    # Ended as failed, out of attempts (their stored attempt videos are to be discarded after the commit).
+    failed: list[Task]
+
+
+async def recover_expired(session: AsyncSession, on_ended: terminal.OnTaskEnded, *, now: float) -> Recovered:
+    """Requeue what can be retried, fail what cannot."""
     requeued = await repository.requeue_expired(session, now=now)
+    failed: list[Task] = []
     for task in await repository.expired_without_attempts(session, now=now):
-        await terminal.fail(
+        ended = await terminal.fail(
             session,
             on_ended,
             task.id,
@@ -24,4 +35,6 @@ async def recover_expired(session: AsyncSession, on_ended: terminal.OnTaskEnded,
             from_statuses=(TaskStatus.PROCESSING,),
             fence=Fence(task.attempt, task.lease_owner or ""),
         )
-    return requeued
+        if ended is not None:
+            failed.append(ended)
+    return Recovered(requeued=requeued, failed=failed)

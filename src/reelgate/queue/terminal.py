@@ -8,6 +8,7 @@ queue only knows that such a hook exists; it is wired by `reelgate.resources`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ from reelgate.db.models import Task
 from reelgate.queue import repository
 from reelgate.queue.repository import Fence
 from reelgate.queue.states import TaskStatus
+from reelgate.storage.base import Storage
+from reelgate.storage.keys import attempt_video_keys
 
 
 class OnTaskEnded(Protocol):
@@ -69,3 +72,12 @@ async def fail(
     if won is not None:
         await on_ended(session, won, now)
     return won
+
+
+async def discard_losing_videos(storage: Storage, task: Task) -> None:
+    """After a task ended (committed): delete what its other attempts may have stored (a worker that died
+    between its upload and its finish leaves one behind). Run after the commit, since storage is not part of
+    the transaction; the expiry sweep deletes whatever a crash right here leaves."""
+    for key in attempt_video_keys(task.id, task.attempt):
+        if key != task.result_key:
+            await asyncio.to_thread(storage.delete, key)

@@ -20,6 +20,7 @@ from reelgate.queue.context import QueueResources
 from reelgate.queue.jobs import ClaimedTask, run_claimed_task
 from reelgate.queue.recovery import recover_expired
 from reelgate.queue.repository import Fence
+from reelgate.queue.terminal import discard_losing_videos
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,11 @@ class Worker:
             return
         self._last_recovery = now
         async with self.resources.db.transaction() as session:
-            requeued = await recover_expired(session, self.resources.task_ended, now=now)
-        for task_id in requeued:
+            recovered = await recover_expired(session, self.resources.task_ended, now=now)
+        for task_id in recovered.requeued:
             with task_context(task_id):
                 log.warning("lease expired; task requeued")
+        for task in recovered.failed:
+            with task_context(task.id):
+                log.warning("lease expired with no attempt left; task failed, credits released")
+            await discard_losing_videos(self.resources.storage, task)

@@ -59,3 +59,8 @@ class Storage(Protocol):
     def link(self, key: str, *, expires_at: int) -> str:
         """A URL a client can download the object from until `expires_at` (unix seconds)."""
         ...
+
+
+def read_object(storage: Storage, key: str) -> bytes:
+    """The whole object (small ones: input images)."""
+    return b"".join(storage.read_range(key, 0, storage.size(key)))

@@ -61,15 +61,28 @@ async def count_unfinished(session: AsyncSession, api_key_id: str) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def expired_result_keys(session: AsyncSession, *, finished_before: float) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class StoredObjects:
+    """What a finished task may have in storage: a video per attempt, and the inputs it stored."""
+
+    task_id: str
+    attempts: int
+    image_refs: list[str]
+
+
+async def expired_unpurged(session: AsyncSession, *, finished_before: float, limit: int) -> list[StoredObjects]:
     rows = await session.execute(
-        select(Task.id, Task.result_key).where(Task.finished_at < finished_before, Task.result_key.is_not(None))
+        select(Task.id, Task.attempt, Task.image_urls)
+        .where(Task.purged.is_(False), Task.finished_at < finished_before)
+        .order_by(Task.finished_at)
+        .limit(limit)
     )
-    return [(task_id, key) for task_id, key in rows.all() if key]
+    return [StoredObjects(task_id, int(attempt), list(refs or [])) for task_id, attempt, refs in rows.all()]
 
 
-async def forget_result(session: AsyncSession, task_id: str) -> None:
-    await session.execute(update(Task).where(Task.id == task_id).values(result_key=None))
+async def mark_purged(session: AsyncSession, task_id: str) -> None:
+    """Its objects are deleted: the row keeps its history but names no object any more."""
+    await session.execute(update(Task).where(Task.id == task_id).values(purged=True, result_key=None, image_urls=[]))
 
 
 @dataclass(frozen=True)

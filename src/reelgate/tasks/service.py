@@ -8,6 +8,7 @@ reserve + enqueue" and "terminal state + settlement" are each one commit.
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import secrets
 import string
@@ -29,10 +30,11 @@ from reelgate.egress.urls import validate_callback_url
 from reelgate.engines.registry import Route
 from reelgate.engines.relay.base import upstream_cancellable
 from reelgate.errors import ApiError, TaskErrorCode
-from reelgate.media.images import validate_image_at_create
+from reelgate.media.images import EmbeddedImage, validate_image_at_create
 from reelgate.queue import TASKS_CHANNEL, terminal
 from reelgate.queue.states import UNFINISHED, TaskStatus
 from reelgate.storage.base import Storage
+from reelgate.storage.keys import input_key, stored_key, stored_ref
 from reelgate.tasks import repository
 from reelgate.tasks.context import TasksResources
 from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskList, TaskObject, Usage
@@ -97,9 +99,10 @@ async def _checked_create(
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     settings = resources.settings
+    embedded: dict[int, EmbeddedImage] = {}
     for index, url in enumerate(request.image_urls):
         # Decoding a data: URI is CPU work; keep it off the event loop.
-        await asyncio.to_thread(
+        checked = await asyncio.to_thread(
             validate_image_at_create,
             url,
             param=f"image_urls[{index}]",
@@ -107,31 +110,65 @@ async def _checked_create(
             max_pixels=settings.max_image_pixels,
             allow_private=settings.allow_private_networks,
         )
+        if checked is not None:
+            embedded[index] = checked
     if request.callback_url is not None:
         await validate_callback_url(request.callback_url, allow_private=settings.allow_private_networks)
-    async with resources.db.transaction() as session:
-        task = await create_task(
-            session,
-            settings,
-            key=caller.key,
-            request=request,
-            route=route,
-            pricing=resources.pricing.current(),
-            max_concurrent=caller.limits.max_concurrent,
-        )
-        answer = task_object(task, storage=resources.storage, settings=settings).model_dump(
-            mode="json", exclude_none=True
-        )
-        if idempotency_key is not None:
-            await idempotency.complete(
+    task_id = new_task_id(time.time())
+    # Images sent inline are stored before the row that names them exists, and removed again if the row is
+    # never written: the row keeps a reference, not megabytes of base64 that every claim would read.
+    refs = await _store_inputs(resources.storage, task_id, request.image_urls, embedded)
+    try:
+        async with resources.db.transaction() as session:
+            task = await create_task(
                 session,
-                caller.key.id,
-                idempotency_key,
-                task_id=task.id,
-                response=answer,
-                ttl_s=settings.idempotency_ttl_s,
+                settings,
+                key=caller.key,
+                request=request,
+                route=route,
+                pricing=resources.pricing.current(),
+                max_concurrent=caller.limits.max_concurrent,
+                task_id=task_id,
+                image_refs=refs,
             )
+            answer = task_object(task, storage=resources.storage, settings=settings).model_dump(
+                mode="json", exclude_none=True
+            )
+            if idempotency_key is not None:
+                await idempotency.complete(
+                    session,
+                    caller.key.id,
+                    idempotency_key,
+                    task_id=task.id,
+                    response=answer,
+                    ttl_s=settings.idempotency_ttl_s,
+                )
+    except BaseException:
+        await asyncio.shield(_delete_inputs(resources.storage, refs))
+        raise
     return answer
+
+
+async def _store_inputs(
+    storage: Storage, task_id: str, urls: list[str], embedded: dict[int, EmbeddedImage]
+) -> list[str]:
+    refs = list(urls)
+    try:
+        for index, image in embedded.items():
+            key = input_key(task_id, index, image.format)
+            await asyncio.to_thread(storage.put_stream, key, io.BytesIO(image.data))
+            refs[index] = stored_ref(key)
+    except BaseException:
+        await asyncio.shield(_delete_inputs(storage, refs))
+        raise
+    return refs
+
+
+async def _delete_inputs(storage: Storage, refs: list[str]) -> None:
+    for ref in refs:
+        key = stored_key(ref)
+        if key is not None:
+            await asyncio.to_thread(storage.delete, key)
 
 
 async def create_task(
@@ -143,9 +180,12 @@ async def create_task(
     route: Route,
     pricing: PricingTable | None = None,
     max_concurrent: int = 0,
+    task_id: str | None = None,
+    image_refs: list[str] | None = None,
 ) -> Task:
     """Check the key's concurrency limit, reserve the price and enqueue, in the caller's transaction: all of it
-    happens or none of it does."""
+    happens or none of it does. `image_refs`: the images as the row keeps them (URLs, or `stored:` references
+    to inputs already stored under `task_id`); default the request's own."""
     now = time.time()
     if route.max_prompt_chars is not None and len(request.prompt) > route.max_prompt_chars:
         raise ApiError(
@@ -166,7 +206,7 @@ async def create_task(
                 fallback_suggestion="wait for a task to finish, or cancel one",
                 headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
             )
-    task_id = new_task_id(now)
+    task_id = task_id or new_task_id(now)
     if not await ledger.reserve(session, account.id, task_id, quote.millicredits):
         raise ApiError(
             402,
@@ -180,7 +220,7 @@ async def create_task(
         model=route.model,
         engine=route.engine,
         prompt=request.prompt,
-        image_urls=list(request.image_urls),
+        image_urls=list(image_refs if image_refs is not None else request.image_urls),
         aspect_ratio=request.aspect_ratio,
         duration_s=request.duration,
         callback_url=request.callback_url,
@@ -283,6 +323,7 @@ async def cancel_task(resources: TasksResources, key: ApiKey, task_id: str) -> T
         if cancelled is None:
             # A worker finished it, or sent it upstream, between our read and our write.
             raise ApiError(400, "Task finished or was sent upstream before it could be cancelled", param="task_id")
+    await terminal.discard_losing_videos(resources.storage, cancelled)
     return task_object(cancelled, storage=resources.storage, settings=resources.settings)
 
 

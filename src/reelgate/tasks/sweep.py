@@ -1,5 +1,5 @@
-"""The expiry sweep: deletes result videos whose 24-hour links have run out (and forgets them in the
-database), and expired Idempotency-Keys."""
+"""The expiry sweep: once a task's 24-hour links have run out, deletes everything it stored (its videos, one
+per attempt, and its stored input images) and marks it purged; and deletes expired Idempotency-Keys."""
 
 from __future__ import annotations
 
@@ -9,23 +9,37 @@ import logging
 import time
 
 from reelgate.accounts import idempotency
+from reelgate.storage.keys import attempt_video_keys, stored_key
 from reelgate.tasks import repository
 from reelgate.tasks.context import TasksResources
 
 log = logging.getLogger(__name__)
 
 
+# Tasks purged per transaction: a large backlog is worked through in steps, never one long transaction.
+_BATCH = 200
+
+
 async def sweep_expired_results(resources: TasksResources, *, now: float | None = None) -> int:
+    """Purge every task finished before the cutoff; returns how many were purged."""
     cutoff = (now if now is not None else time.time()) - resources.settings.result_ttl_s
-    async with resources.db.read() as session:
-        expired = await repository.expired_result_keys(session, finished_before=cutoff)
-    for task_id, key in expired:
-        await asyncio.to_thread(resources.storage.delete, key)
-        async with resources.db.transaction() as session:
-            await repository.forget_result(session, task_id)
-    if expired:
-        log.info("expired results deleted", extra={"count": len(expired)})
-    return len(expired)
+    purged = 0
+    while True:
+        async with resources.db.read() as session:
+            expired = await repository.expired_unpurged(session, finished_before=cutoff, limit=_BATCH)
+        for task in expired:
+            keys = attempt_video_keys(task.task_id, task.attempts)
+            keys += [key for ref in task.image_refs if (key := stored_key(ref)) is not None]
+            for key in keys:
+                await asyncio.to_thread(resources.storage.delete, key)
+            async with resources.db.transaction() as session:
+                await repository.mark_purged(session, task.task_id)
+        purged += len(expired)
+        if len(expired) < _BATCH:
+            break
+    if purged:
+        log.info("expired tasks purged from storage", extra={"count": purged})
+    return purged
 
 
 async def sweep_expired_idempotency_keys(resources: TasksResources) -> int:

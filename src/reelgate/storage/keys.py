@@ -1,0 +1,29 @@
+"""The names of stored objects, in one place: a task's video per attempt, its stored input images, and the
+reference a task row keeps to a stored input (`stored:<key>`) instead of the image itself."""
+
+from __future__ import annotations
+
+STORED_PREFIX = "stored:"
+
+
+def video_key(task_id: str, attempt: int) -> str:
+    """Per attempt: a stale worker that lost its lease can never overwrite the winner's file."""
+    return f"{task_id}-a{attempt}.mp4"
+
+
+def attempt_video_keys(task_id: str, attempts: int) -> list[str]:
+    """Every video key a task's attempts (1..attempts) may have written."""
+    return [video_key(task_id, attempt) for attempt in range(1, attempts + 1)]
+
+
+def input_key(task_id: str, index: int, image_format: str) -> str:
+    return f"inputs/{task_id}/{index}.{image_format}"
+
+
+def stored_ref(key: str) -> str:
+    return f"{STORED_PREFIX}{key}"
+
+
+def stored_key(ref: str) -> str | None:
+    """The storage key of a `stored:` reference, None for a URL or data URI."""
+    return ref[len(STORED_PREFIX) :] if ref.startswith(STORED_PREFIX) else None
