@@ -17,7 +17,13 @@ def attempt_video_keys(task_id: str, attempts: int) -> list[str]:
 
 
 def input_key(task_id: str, index: int, image_format: str) -> str:
-    return f"inputs/{task_id}/{index}.{image_format}"
+    return f"{input_prefix(task_id)}{index}.{image_format}"
+
+
+def input_prefix(task_id: str) -> str:
+    """Where a task's own stored inputs live. A `stored:` reference may also name an object the task does not
+    own (an uploaded file that several tasks use); only keys under this prefix are the task's to delete."""
+    return f"inputs/{task_id}/"
 
 
 def stored_ref(key: str) -> str:

@@ -34,7 +34,7 @@ from reelgate.media.images import EmbeddedImage, validate_image_at_create
 from reelgate.queue import TASKS_CHANNEL, terminal
 from reelgate.queue.states import UNFINISHED, TaskStatus
 from reelgate.storage.base import Storage
-from reelgate.storage.keys import input_key, stored_key, stored_ref
+from reelgate.storage.keys import input_key, input_prefix, stored_key, stored_ref
 from reelgate.tasks import repository
 from reelgate.tasks.context import TasksResources
 from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskList, TaskObject, Usage
@@ -144,7 +144,7 @@ async def _checked_create(
                     ttl_s=settings.idempotency_ttl_s,
                 )
     except BaseException:
-        await asyncio.shield(_delete_inputs(resources.storage, refs))
+        await asyncio.shield(_delete_inputs(resources.storage, task_id, refs))
         raise
     return answer
 
@@ -159,15 +159,16 @@ async def _store_inputs(
             await asyncio.to_thread(storage.put_stream, key, io.BytesIO(image.data))
             refs[index] = stored_ref(key)
     except BaseException:
-        await asyncio.shield(_delete_inputs(storage, refs))
+        await asyncio.shield(_delete_inputs(storage, task_id, refs))
         raise
     return refs
 
 
-async def _delete_inputs(storage: Storage, refs: list[str]) -> None:
+async def _delete_inputs(storage: Storage, task_id: str, refs: list[str]) -> None:
+    own = input_prefix(task_id)
     for ref in refs:
         key = stored_key(ref)
-        if key is not None:
+        if key is not None and key.startswith(own):
             await asyncio.to_thread(storage.delete, key)
 
 

@@ -9,7 +9,7 @@ import logging
 import time
 
 from reelgate.accounts import idempotency
-from reelgate.storage.keys import attempt_video_keys, stored_key
+from reelgate.storage.keys import attempt_video_keys, input_prefix, stored_key
 from reelgate.tasks import repository
 from reelgate.tasks.context import TasksResources
 
@@ -29,7 +29,8 @@ async def sweep_expired_results(resources: TasksResources, *, now: float | None 
             expired = await repository.expired_unpurged(session, finished_before=cutoff, limit=_BATCH)
         for task in expired:
             keys = attempt_video_keys(task.task_id, task.attempts)
-            keys += [key for ref in task.image_refs if (key := stored_key(ref)) is not None]
+            own_inputs = input_prefix(task.task_id)
+            keys += [key for ref in task.image_refs if (key := stored_key(ref)) and key.startswith(own_inputs)]
             for key in keys:
                 await asyncio.to_thread(resources.storage.delete, key)
             async with resources.db.transaction() as session:
