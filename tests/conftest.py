@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from reelgate.config import Settings
 from reelgate.db import migrate
 from reelgate.db.database import Database
 from reelgate.resources import database_for
+from tests.e2e.processes import Processes
 
 POSTGRES_URL = os.environ.get("REELGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REELGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -78,7 +80,7 @@ class Backend:
 
 
 @contextmanager
-def _postgres_schema() -> Iterator[Backend]:
+def postgres_schema() -> Iterator[Backend]:
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     asyncio.run(_exec_pg(f'CREATE SCHEMA "{schema}"'))
@@ -94,14 +96,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     if request.param == "sqlite":
         yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}", "")
         return
-    with _postgres_schema() as postgres:
+    with postgres_schema() as postgres:
         yield postgres
 
 
 @pytest.fixture
 def postgres_backend() -> Iterator[Backend]:
     """PostgreSQL only (what several processes share); skipped, or failed under CI, where it is absent."""
-    with _postgres_schema() as postgres:
+    with postgres_schema() as postgres:
         yield postgres
 
 
@@ -148,6 +150,8 @@ def make_settings(home: Path, backend: Backend, **overrides: object) -> Settings
         "motion_short_side_px": 144,
         "public_url": "http://testserver",
         "log_json": False,
+        # Long enough that a worker advertised at the start of a test stays live for all of it.
+        "worker_ttl_s": 600.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -166,10 +170,58 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "REELGATE_LEASE_S": str(settings.lease_s),
             "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
             "REELGATE_PUBLIC_URL": settings.public_url,
+            "REELGATE_WORKER_TTL_S": str(settings.worker_ttl_s),
             "REELGATE_LOG_JSON": "true",
         }
     )
     return env
+
+
+def advertise_worker(settings: Settings, engines: tuple[str, ...] = ("motion",), *, worker_id: str = "") -> str:
+    """A live worker in the registry that claims nothing: it stands for a worker busy on another machine, so
+    an API-only app accepts creates for these engines and their tasks stay pending. Returns its id."""
+    from reelgate.engines.base import Availability
+    from reelgate.queue import registry
+
+    worker_id = worker_id or f"elsewhere:{uuid.uuid4().hex[:8]}"
+    advert = registry.Advert(
+        id=worker_id,
+        kind="database",
+        engines={name: Availability(True) for name in engines},
+        concurrency=1,
+        running=0,
+    )
+
+    async def run() -> None:
+        db = database_for(settings)
+        try:
+            async with db.transaction() as session:
+                await registry.register(session, advert, now=time.time())
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    return worker_id
+
+
+def wait_for_live_worker(settings: Settings, engine: str = "motion", timeout_s: float = 60.0) -> None:
+    """Until a worker process advertises `engine` as available in the registry (it registers as it starts)."""
+    from reelgate.queue import registry
+
+    async def live() -> bool:
+        db = database_for(settings)
+        try:
+            async with db.read() as session:
+                counts = await registry.live_engines(session, now=time.time(), ttl_s=settings.worker_ttl_s)
+            return counts.get(engine, 0) > 0
+        finally:
+            await db.dispose()
+
+    deadline = time.monotonic() + timeout_s
+    while not asyncio.run(live()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no live worker advertised {engine!r} within {timeout_s:g} s")
+        time.sleep(0.1)
 
 
 def migrate_db(settings: Settings) -> None:
@@ -214,9 +266,20 @@ def create_key(
 
 
 @pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """`reelgate` subprocesses of the test, killed (and thawed first, if stopped) at its end."""
+    procs = Processes(tmp_path)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+@pytest.fixture
 def settings(tmp_path: Path, sqlite_backend: Backend) -> Settings:
     s = make_settings(tmp_path / "home", sqlite_backend)
     migrate_db(s)
+    advertise_worker(s)
     return s
 
 

@@ -45,14 +45,19 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
             await res.close()
             raise RuntimeError("the database schema is not current: run 'reelgate migrate' first")
         stop = asyncio.Event()
-        background: list[asyncio.Task[None]] = [
+        background: list[asyncio.Task[None]] = await res.start(stop)
+        background += [
             asyncio.create_task(sweep_forever(res, stop)),
             # In every mode, API-only included: a cancel ends a task here, and its callback leaves from here.
             asyncio.create_task(res.deliverer().run(stop)),
         ]
         if workers > 0:
             # Like `reelgate worker`: an engine this machine cannot run (no weights, no GPU) never claims tasks.
-            background.append(asyncio.create_task(res.worker(concurrency=workers).run(stop)))
+            # Registered before the first request, so routing knows what this process serves.
+            worker = res.worker(concurrency=workers)
+            await worker.register()
+            res.live_engines.forget()
+            background.append(asyncio.create_task(worker.run(stop)))
         reload_on_sighup = _install_sighup(res)
         try:
             yield

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Attempts per task before it fails with `service_error` (its credits released).",
     )
+    worker_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="A worker not seen in the workers registry for this long counts as gone: routing no longer "
+        "sends its engines' models anywhere (503 if no other worker runs them).",
+    )
     poll_interval_s: float = Field(
         0.5,
         gt=0,

@@ -19,6 +19,12 @@ class Metrics:
             "reelgate_tasks", "Tasks by status (read from the database)", ["status"], registry=self.registry
         )
         self.queue_depth = Gauge("reelgate_queue_depth", "Pending tasks ready to be claimed", registry=self.registry)
+        self.live_workers = Gauge(
+            "reelgate_live_workers",
+            "Live workers (seen within REELGATE_WORKER_TTL_S) advertising each engine as available",
+            ["engine"],
+            registry=self.registry,
+        )
         self.engine_seconds = Histogram(
             "reelgate_engine_seconds",
             "Wall time of engine runs in this process",

@@ -9,6 +9,7 @@ deliverer's "what does this callback send".
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -27,13 +28,14 @@ from reelgate.db import migrate
 from reelgate.db.database import Database
 from reelgate.db.models import Task
 from reelgate.egress.client import EgressClient
-from reelgate.engines.base import Engine
 from reelgate.engines.registry import EngineRegistry, build_engines
 from reelgate.engines.relay.base import RelayEngine
 from reelgate.engines.relay.health import RelayRuntime
+from reelgate.engines.relay.health_stores import DbHealthStore, RedisHealthStore
 from reelgate.errors import ApiError
 from reelgate.metrics import Metrics
 from reelgate.queue import repository as queue_repo
+from reelgate.queue.registry import LiveEngines
 from reelgate.queue.states import TaskStatus
 from reelgate.queue.worker import Worker
 from reelgate.storage.base import Storage
@@ -90,21 +92,26 @@ class Resources:
     scratch_root: Path
     pricing: PricingSource
     limiter: RateLimiter
+    live_engines: LiveEngines
     relays: RelayRuntime = field(default_factory=RelayRuntime)
 
     @classmethod
     def build(
         cls, settings: Settings, *, metrics: Metrics | None = None, engine_names: Iterable[str] | None = None
     ) -> Resources:
-        """`engine_names`: build only these engines (a worker that runs a few); ValueError for an unknown one."""
-        relays = RelayRuntime()
+        """`engine_names`: build only these engines (a worker that runs a few; default: every engine
+        REELGATE_MODELS routes to); ValueError for an unknown one."""
+        db = database_for(settings)
+        # Route health is shared by every process of the deployment: in Redis where there is one, else in
+        # the database they all use.
+        relays = RelayRuntime(RedisHealthStore(settings.redis_url) if settings.redis_url else DbHealthStore(db))
         engines = build_engines(settings, engine_names, relays=relays)
         scratch_root = settings.home / "tmp"
         scratch_root.mkdir(parents=True, exist_ok=True)
         links = LinkSigner(load_secret_key(settings), settings.public_url or DEFAULT_PUBLIC_URL)
         return cls(
             settings=settings,
-            db=database_for(settings),
+            db=db,
             links=links,
             storage=LocalStorage(settings.videos_dir, links),
             egress=_egress_client(settings),
@@ -114,6 +121,7 @@ class Resources:
             scratch_root=scratch_root,
             pricing=pricing_source(settings),
             limiter=build_limiter(settings.redis_url),
+            live_engines=LiveEngines(db, ttl_s=settings.worker_ttl_s),
             relays=relays,
         )
 
@@ -125,11 +133,30 @@ class Resources:
     async def callback_payloads(self, session: AsyncSession, task_ids: list[str]) -> dict[str, CallbackPayload]:
         return await callbacks.callback_payloads(session, task_ids, storage=self.storage, settings=self.settings)
 
-    # -- the background processes ----------------------------------------------------------------------------
+    async def serving_engines(self) -> set[str]:
+        """The engines some live worker (of any process) advertises as available, less the relay routes this
+        process already knows are out (the shared health reaches it before the workers' next advertisement)."""
+        live = set(await self.live_engines.counts())
+        return {
+            name
+            for name in live
+            if not (isinstance(engine := self.registry.engines.get(name), RelayEngine) and engine.shared_problem())
+        }
 
-    def runnable_engines(self) -> dict[str, Engine]:
-        """The engines this machine can run (weights present, credentials set); only they claim tasks."""
-        return {name: engine for name, engine in self.registry.engines.items() if engine.availability().ok}
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def has_relays(self) -> bool:
+        return any(isinstance(engine, RelayEngine) for engine in self.registry.engines.values())
+
+    async def start(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        """What a process starts before it serves: the shared relay health (cleared of this process's own
+        credential problems, then kept fresh). Returns the background tasks to await after `stop`."""
+        if not self.has_relays():
+            return []
+        await self.relays.start()
+        return [asyncio.create_task(self.relays.run(stop))]
+
+    # -- the background processes ----------------------------------------------------------------------------
 
     def unavailable_engines(self) -> dict[str, str]:
         return {
@@ -139,7 +166,8 @@ class Resources:
         }
 
     def worker(self, *, concurrency: int) -> Worker:
-        return Worker(self, self.runnable_engines(), concurrency=concurrency)
+        """A worker of every engine this service built; it claims only for those available at the time."""
+        return Worker(self, dict(self.registry.engines), concurrency=concurrency)
 
     def deliverer(self) -> Deliverer:
         return Deliverer(self)
@@ -156,14 +184,16 @@ class Resources:
         if not current:
             raise ApiError(503, "Database schema is not current: run 'reelgate migrate'", headers={"Retry-After": "30"})
         engines = {name: engine.availability().ok for name, engine in self.registry.engines.items()}
+        live = await self.live_engines.counts()
+        workers = {name: live.get(name, 0) for name in self.registry.engines}
         degraded = {
             name: reason
             for name, engine in self.registry.engines.items()
             if isinstance(engine, RelayEngine) and (reason := engine.degraded_reason())
         }
         if degraded:
-            return {"status": "degraded", "engines": engines, "degraded": degraded}
-        return {"status": "ready", "engines": engines}
+            return {"status": "degraded", "engines": engines, "live_workers": workers, "degraded": degraded}
+        return {"status": "ready", "engines": engines, "live_workers": workers}
 
     async def metrics_text(self) -> bytes:
         """`/metrics`: the queue's gauges read from the database, then every metric in Prometheus format."""
@@ -172,9 +202,14 @@ class Resources:
         for status in TaskStatus:
             self.metrics.tasks.labels(str(status)).set(counts.by_status.get(status, 0))
         self.metrics.queue_depth.set(counts.ready)
+        live = await self.live_engines.counts()
+        for name in self.registry.engines:
+            self.metrics.live_workers.labels(name).set(live.get(name, 0))
         return bytes(generate_latest(self.metrics.registry))
 
     async def close(self) -> None:
+        await self.relays.flush()
+        await self.relays.aclose()
         await self.limiter.aclose()
         await self.egress.aclose()
         await self.callback_egress.aclose()

@@ -18,6 +18,7 @@ from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Account
 from reelgate.resources import Resources
 from reelgate.tasks.audit import AuditReport, audit
+from tests.conftest import advertise_worker
 from tests.images import astronaut, data_uri
 
 T = TypeVar("T")
@@ -84,5 +85,7 @@ class Harness:
 
 @contextmanager
 def harness(settings: Settings) -> Iterator[Harness]:
+    """The API alone; the test plays the worker, so a worker that claims nothing stands in the registry."""
+    advertise_worker(settings)
     with TestClient(create_app(settings, workers=0), raise_server_exceptions=False) as client:
         yield Harness(client)

@@ -18,7 +18,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from reelgate.app import create_app
 from reelgate.config import Settings
-from tests.conftest import Backend, auth, create_key, make_settings, migrate_db
+from tests.conftest import Backend, advertise_worker, auth, create_key, make_settings, migrate_db
 
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 
@@ -34,6 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     backend = Backend("sqlite", f"sqlite+aiosqlite:///{home / 'reelgate.db'}", "")
     app_settings = make_settings(Path(home), backend, allow_private_networks=False)
     migrate_db(app_settings)
+    advertise_worker(app_settings)  # creates are accepted (and stay pending): a worker is up elsewhere
     key = create_key(app_settings, credits=10**9)
     server = _Server(
         uvicorn.Config(create_app(app_settings, workers=0), host="127.0.0.1", port=0, log_config=None, lifespan="on")

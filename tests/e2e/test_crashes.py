@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,16 @@ import pytest
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Account, ApiKey, Task
 from reelgate.resources import database_for
-from tests.conftest import Backend, auth, create_key, make_settings, migrate_db, settings_env
+from tests.conftest import (
+    Backend,
+    advertise_worker,
+    auth,
+    create_key,
+    make_settings,
+    migrate_db,
+    settings_env,
+    wait_for_live_worker,
+)
 from tests.e2e.processes import Processes, free_port, ready, wait_until
 from tests.images import astronaut, data_uri
 
@@ -57,6 +65,8 @@ def crash_settings(tmp_path: Path, backend: Backend) -> Settings:
     # A short lease so recovery is quick; 480p 10 s jobs so a run lasts long enough to be caught mid-way.
     settings = make_settings(tmp_path / "home", backend, lease_s=2.0, poll_interval_s=0.2, motion_short_side_px=480)
     migrate_db(settings)
+    # Tasks are created before the worker processes start: this advert stands for them in the registry.
+    advertise_worker(settings)
     return settings
 
 
@@ -152,8 +162,10 @@ def test_kill_9_serve_loses_nothing(tmp_path: Path, backend: Backend, processes:
 
 
 def test_api_only_server_and_standalone_worker(tmp_path: Path, backend: Backend, processes: Processes) -> None:
-    """How a second machine joins: `serve --workers 0` queues, a separate `reelgate worker` runs the task."""
-    settings = crash_settings(tmp_path, backend)
+    """How a second machine joins: `serve --workers 0` queues, a separate `reelgate worker` runs the task; with no
+    worker at all the API refuses the task instead of queueing what nobody would run."""
+    settings = make_settings(tmp_path / "home", backend, lease_s=2.0, poll_interval_s=0.2)
+    migrate_db(settings)
     key = create_key(settings, credits=100)
     env = settings_env(settings)
     port = free_port()
@@ -161,10 +173,13 @@ def test_api_only_server_and_standalone_worker(tmp_path: Path, backend: Backend,
     env["REELGATE_PUBLIC_URL"] = base_url
     processes.start("api", ["serve", "--port", str(port), "--workers", "0"], env)
     wait_until(lambda: ready(base_url), 30, "the API to start")
-    task_id = create_via_api(base_url, key, duration=5)
-    time.sleep(1.0)
-    assert read_task(settings, task_id).status == "pending"  # nobody claims it in an API-only server
+    body = {"model": DEFAULT_MODEL, "prompt": "zoom in", "image_urls": [data_uri(astronaut())], "duration": 5}
+    refused = httpx.post(f"{base_url}/v1/videos/generations", json=body, headers=auth(key), timeout=30)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30", refused.text
+    assert refused.json()["error"]["fallback_suggestion"] == "retry after 30 seconds"
     processes.start("worker", ["worker", "--engines", "motion", "--concurrency", "2"], env)
+    wait_for_live_worker(settings)
+    task_id = create_via_api(base_url, key, duration=5)
     wait_until(lambda: read_task(settings, task_id).status == "completed", 120, "the worker to complete it")
     answer = httpx.get(f"{base_url}/v1/tasks/{task_id}", headers=auth(key), timeout=10).json()
     video = httpx.get(answer["results"][0], timeout=10)

@@ -91,11 +91,12 @@ def test_routing_falls_back_to_motion_only_when_configured(tmp_path: Path) -> No
     engines = build_engines(settings, ["wan", "ltx", "motion"])
     registry = EngineRegistry(engines, {"with-fallback": ["wan", "motion"], "gpu-only": ["ltx"]})
     # wan has no weights here: the fallback serves, and the route says so (task_info.engine = "motion").
-    assert registry.route("with-fallback").engine == "motion"
+    serving = registry.available_here()  # as a worker of this machine advertises them
+    assert registry.route("with-fallback", serving=serving).engine == "motion"
     from reelgate.errors import ApiError
 
     with pytest.raises(ApiError) as raised:
-        registry.route("gpu-only")
+        registry.route("gpu-only", serving=serving)
     assert raised.value.status == 503
 
 

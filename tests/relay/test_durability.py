@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from reelgate.app import create_app
 from reelgate.config import DEFAULT_MODEL
-from tests.conftest import Backend, create_key, settings_env
+from tests.conftest import Backend, create_key, settings_env, wait_for_live_worker
 from tests.e2e.processes import Processes, wait_until
 from tests.relay.conftest import create, read_task, relay_settings
 from tests.relay.fakes import Upstreams
@@ -29,8 +29,6 @@ def test_kill_9_between_submit_and_first_poll_never_submits_twice(
         tmp_path, backend, upstreams, lease_s=2.0, poll_interval_s=0.2, relay_request_timeout_s=20.0
     )
     key = create_key(settings)
-    with TestClient(create_app(settings, workers=0)) as client:
-        task_id = create(client, key).json()["id"]
     env = settings_env(settings)
     env.update(
         {
@@ -46,6 +44,9 @@ def test_kill_9_between_submit_and_first_poll_never_submits_twice(
     )
     upstreams.kling.polls_open.clear()  # the first poll gets no answer until the worker is dead
     first = processes.start("worker-a", ["worker", "--engines", "kling", "--concurrency", "1"], env)
+    wait_for_live_worker(settings, "kling")  # an API without the worker answers 503: nobody could serve it
+    with TestClient(create_app(settings, workers=0)) as client:
+        task_id = create(client, key).json()["id"]
     recorded = wait_until(
         lambda: (t := read_task(settings, task_id)).upstream_task_id and upstreams.kling.accepted == 1 and t,
         60,

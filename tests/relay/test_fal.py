@@ -15,7 +15,7 @@ from sqlalchemy import update
 from reelgate.app import create_app
 from reelgate.db.models import Task
 from reelgate.resources import database_for
-from tests.conftest import Backend, auth, create_key
+from tests.conftest import Backend, advertise_worker, auth, create_key
 from tests.relay.conftest import FAL_MODEL, create, read_task, relay_settings, wait_task
 from tests.relay.fakes import Upstreams
 
@@ -127,6 +127,7 @@ def test_unanswered_earlier_submit_is_never_repeated(
     """A worker died after sending a submit it never got an answer to; fal cannot be asked about it."""
     settings = relay_settings(tmp_path, sqlite_backend, upstreams)
     key = create_key(settings)
+    advertise_worker(settings, ("fal",))  # the worker that is about to die
     with TestClient(create_app(settings, workers=0)) as client:
         task_id = create(client, key, model=FAL_MODEL).json()["id"]
 

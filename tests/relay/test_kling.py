@@ -12,7 +12,7 @@ from PIL import Image
 
 from reelgate.app import create_app
 from reelgate.config import DEFAULT_MODEL
-from tests.conftest import Backend, auth, create_key
+from tests.conftest import Backend, advertise_worker, auth, create_key
 from tests.relay.conftest import MOTION_MODEL, create, read_task, relay_settings, wait_task
 from tests.relay.fakes import Upstreams
 
@@ -165,6 +165,7 @@ def test_prompt_over_kling_limit_is_refused_at_create(
 ) -> None:
     settings = relay_settings(tmp_path, sqlite_backend, upstreams)
     key = create_key(settings)
+    advertise_worker(settings, ("kling",))  # a worker that serves kling but claims nothing in this test
     with TestClient(create_app(settings, workers=0)) as client:
         answer = create(client, key, prompt="x" * 2501)
         assert answer.status_code == 400, answer.text
@@ -183,7 +184,8 @@ def test_missing_credentials_skip_the_route(tmp_path: Path, sqlite_backend: Back
         models={DEFAULT_MODEL: ["kling", "fal", "motion"]},
     )
     key = create_key(settings)
-    with TestClient(create_app(settings, workers=0)) as client:
+    # The worker has no Kling credentials either: it advertises kling as unavailable, so routing takes fal.
+    with TestClient(create_app(settings, workers=1)) as client:
         task = create(client, key).json()
         assert task["task_info"]["engine"] == "fal"
 

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from reelgate.config import Settings
-from reelgate.engines.registry import EngineRegistry, build_engines
+from reelgate.engines.registry import EngineRegistry, Route, build_engines
 from reelgate.engines.relay.base import upstream_cancellable
 from reelgate.engines.relay.health import CircuitBreaker, RelayRuntime
 from reelgate.engines.relay.jwt import REFRESH_MARGIN_S, TOKEN_LIFETIME_S, KlingToken
@@ -83,6 +83,11 @@ def test_failure_messages_are_classified() -> None:
     assert classify_failure("timeout in renderer") == TaskErrorCode.GENERATION_FAILED_NO_CONTENT
 
 
+def _route(registry: EngineRegistry, model: str = "o1") -> Route:
+    """Route as a worker of this machine would advertise: the engines available in this process."""
+    return registry.route(model, serving=registry.available_here())
+
+
 def _registry(tmp_path: Path, relays: RelayRuntime | None = None, **overrides: object) -> EngineRegistry:
     settings = Settings(home=tmp_path, **overrides)  # type: ignore[arg-type]
     return EngineRegistry(build_engines(settings, ["motion", "kling", "fal"], relays=relays), settings.models)
@@ -90,16 +95,16 @@ def _registry(tmp_path: Path, relays: RelayRuntime | None = None, **overrides: o
 
 def test_route_skips_relays_without_credentials(tmp_path: Path) -> None:
     models = {"o1": ["kling", "fal", "motion"]}
-    assert _registry(tmp_path, models=models).route("o1").engine == "motion"
-    assert _registry(tmp_path, models=models, fal_key="k").route("o1").engine == "fal"
-    route = _registry(tmp_path, models=models, kling_access_key="a", kling_secret_key="s").route("o1")
+    assert _route(_registry(tmp_path, models=models)).engine == "motion"
+    assert _route(_registry(tmp_path, models=models, fal_key="k")).engine == "fal"
+    route = _route(_registry(tmp_path, models=models, kling_access_key="a", kling_secret_key="s"))
     assert route.engine == "kling" and route.max_prompt_chars == 2500
 
 
 def test_every_relay_out_is_502_naming_an_available_model(tmp_path: Path) -> None:
     registry = _registry(tmp_path, models={"o1": ["kling", "fal"], "local": ["motion"]})
     with pytest.raises(ApiError) as raised:
-        registry.route("o1")
+        _route(registry)
     assert raised.value.status == 502 and raised.value.error_type == "upstream_error"
     assert raised.value.fallback_suggestion == "local"
 
@@ -113,12 +118,12 @@ def test_open_breaker_takes_the_route_out(tmp_path: Path) -> None:
         relay_breaker_failures=2,
     )
     kling = registry.engines["kling"]
-    assert registry.route("o1").engine == "kling"
+    assert _route(registry).engine == "kling"
     health = kling.health  # type: ignore[attr-defined]
-    health.breaker.record_failure()
-    health.breaker.record_failure()
+    health.record_failure()
+    health.record_failure()
     assert not kling.availability().ok and "cooling down" in kling.availability().reason
-    assert registry.route("o1").engine == "motion"
+    assert _route(registry).engine == "motion"
 
 
 def test_route_health_is_shared_within_a_service_and_never_across_services(tmp_path: Path) -> None:
@@ -129,6 +134,6 @@ def test_route_health_is_shared_within_a_service_and_never_across_services(tmp_p
     first = _registry(tmp_path, shared, relay_breaker_failures=1, **kling)
     second_of_same_service = _registry(tmp_path, shared, relay_breaker_failures=1, **kling)
     other_service = _registry(tmp_path, relay_breaker_failures=1, **kling)
-    first.engines["kling"].health.breaker.record_failure()  # type: ignore[attr-defined]
-    assert second_of_same_service.route("o1").engine == "motion"
-    assert other_service.route("o1").engine == "kling"
+    first.engines["kling"].health.record_failure()  # type: ignore[attr-defined]
+    assert _route(second_of_same_service).engine == "motion"
+    assert _route(other_service).engine == "kling"

@@ -16,7 +16,7 @@ from reelgate.accounts import service as accounts
 from reelgate.accounts.keys import NewKey
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.resources import database_for
-from tests.conftest import Backend, auth, make_settings, migrate_db
+from tests.conftest import Backend, advertise_worker, auth, make_settings, migrate_db
 from tests.images import astronaut, data_uri
 from tests.webhooks.receiver import Receiver, running_receiver
 
@@ -34,6 +34,7 @@ def callback_settings(tmp_path: Path, backend: Backend, receiver: Receiver, **ov
     values.update(overrides)
     settings = make_settings(tmp_path / "home", backend, **values)
     migrate_db(settings)
+    advertise_worker(settings)
     return settings
 
 

@@ -25,6 +25,8 @@ from reelgate.accounts.schemas import (
 from reelgate.api.auth import ResourcesDep, resources_of
 from reelgate.api.responses import errors
 from reelgate.errors import ApiError
+from reelgate.queue import registry
+from reelgate.queue.schemas import WorkerList
 from reelgate.tasks.audit import audit
 
 admin_bearer = HTTPBearer(auto_error=False, scheme_name="adminBearer", description="Bearer <REELGATE_ADMIN_TOKEN>")
@@ -105,6 +107,16 @@ async def create_key(body: CreateKeyRequest, resources: ResourcesDep) -> Created
 async def revoke_key(key_id: str, resources: ResourcesDep) -> KeyView:
     async with resources.db.transaction() as session:
         return service.key_view(await service.revoke_key(session, key_id))
+
+
+@router.get(
+    "/workers",
+    response_model=WorkerList,
+    summary="The workers registry: engines, running jobs, last seen, live workers per engine",
+    responses=errors(401, 500),
+)
+async def list_workers(resources: ResourcesDep) -> WorkerList:
+    return await registry.list_workers(resources.db, ttl_s=resources.settings.worker_ttl_s)
 
 
 @router.get(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from reelgate.cli import accounts, engines, generate, keys, server
+from reelgate.cli import accounts, engines, generate, keys, server, workers
 
 app = typer.Typer(
     help="reelgate: a self-hosted Kling-O1 image-to-video API.",
@@ -20,5 +20,6 @@ app.command()(server.worker)
 app.command()(generate.generate)
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(engines.engines_app, name="engines")
+app.add_typer(workers.workers_app, name="workers")
 app.add_typer(accounts.accounts_app, name="accounts")
 app.add_typer(accounts.credits_app, name="credits")

@@ -13,11 +13,11 @@ engines_app = typer.Typer(help="Engines this machine can run.", no_args_is_help=
 @engines_app.command("list")
 def engines_list() -> None:
     """Engines this machine can run, and the models routed to them."""
-    from reelgate.engines.registry import build_engines
+    from reelgate.engines.registry import FACTORIES, build_engines
 
     current = settings()
     table = Table("engine", "available", "detail", "models")
-    for name, engine in build_engines(current).items():
+    for name, engine in build_engines(current, FACTORIES).items():
         availability = engine.availability()
         models = ", ".join(model for model, route in current.models.items() if name in route)
         table.add_row(name, "yes" if availability.ok else "no", availability.reason, models)

@@ -80,7 +80,12 @@ def serve(
 
 
 def worker(
-    engines: Annotated[str, typer.Option(help="Comma-separated engines to run")] = "motion",
+    engines: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated engines to run (default: every engine of REELGATE_MODELS this machine can run)"
+        ),
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Jobs at once (default: one per core)")] = None,
 ) -> None:
     """A standalone worker: claims tasks of its engines from the shared database."""
@@ -88,7 +93,9 @@ def worker(
 
     current = settings()
     configure_logging(current.log_level, json_lines=current.log_json)
-    names = [name.strip() for name in engines.split(",") if name.strip()]
+    names = [name.strip() for name in engines.split(",") if name.strip()] if engines is not None else None
+    if names == []:
+        raise fail("--engines names no engine")
     jobs = concurrency if concurrency is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise fail("--concurrency must be at least 1")
@@ -112,8 +119,11 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            started = await resources.start(stop)
             # The worker ends tasks, so it delivers their callbacks too (as does any other process that runs one).
-            await asyncio.gather(resources.worker(concurrency=jobs).run(stop), resources.deliverer().run(stop))
+            await asyncio.gather(
+                resources.worker(concurrency=jobs).run(stop), resources.deliverer().run(stop), *started
+            )
         finally:
             await resources.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from reelgate.config import Settings
@@ -66,12 +66,17 @@ FACTORIES: dict[str, Callable[[Settings, RelayRuntime], Engine]] = {
 }
 
 
+def model_engines(settings: Settings) -> list[str]:
+    """The engines REELGATE_MODELS routes to, in the order they first appear."""
+    return list(dict.fromkeys(name for engines in settings.models.values() for name in engines))
+
+
 def build_engines(
     settings: Settings, names: Iterable[str] | None = None, *, relays: RelayRuntime | None = None
 ) -> dict[str, Engine]:
-    """The named engines (default: all). `relays`: the service's shared relay state; a one-off use (the CLI)
-    gets its own."""
-    wanted = list(names) if names is not None else list(FACTORIES)
+    """The named engines (default: every engine REELGATE_MODELS routes to). `relays`: the service's shared
+    relay state; a one-off use (the CLI) gets its own. ValueError names an unknown engine."""
+    wanted = list(names) if names is not None else model_engines(settings)
     unknown = [name for name in wanted if name not in FACTORIES]
     if unknown:
         raise ValueError(f"unknown engine(s): {', '.join(unknown)}; known: {', '.join(FACTORIES)}")
@@ -87,9 +92,17 @@ class EngineRegistry:
     def model_names(self) -> list[str]:
         return list(self.routes)
 
-    def route(self, model: str, duration_s: int = 5, *, allowed: list[str] | None = None) -> Route:
-        """The first available engine of the model's route; unknown model = 404 naming one that exists and,
-        given the caller's `allowed` models, one the caller may use."""
+    def available_here(self) -> set[str]:
+        """The engines this process can run itself (weights present, credentials set, breaker closed)."""
+        return {name for name, engine in self.engines.items() if engine.availability().ok}
+
+    def route(
+        self, model: str, duration_s: int = 5, *, serving: Collection[str], allowed: list[str] | None = None
+    ) -> Route:
+        """The first engine of the model's route that a live worker serves (`serving`: the engines live workers
+        advertise as available); unknown model = 404 naming one that exists and, given the caller's `allowed`
+        models, one the caller may use. None served: 502 for a relay route (naming a model that is served), 503
+        otherwise: never a task that nobody can serve."""
         candidates = self.routes.get(model)
         if candidates is None:
             usable = [name for name in self.routes if allowed is None or name in allowed]
@@ -97,29 +110,27 @@ class EngineRegistry:
             raise ApiError(404, f"Specified model not found: {model!r}", param="model", fallback_suggestion=suggestion)
         for name in candidates:
             engine = self.engines.get(name)
-            if engine is not None and engine.availability().ok:
+            if engine is not None and name in serving:
                 limit = getattr(engine, "max_prompt_chars", None)
                 return Route(
                     model=model, engine=name, estimate_s=engine.estimate_seconds(duration_s), max_prompt_chars=limit
                 )
         if any(getattr(self.engines.get(name), "provider", None) for name in candidates):
-            # A relay route is out (no credentials, refused, or cooling down): name a model that is available.
-            available = [
+            # A relay route is out (no credentials, refused, or cooling down): name a model that is served.
+            served = [
                 other
                 for other, engines in self.routes.items()
-                if other != model
-                and (allowed is None or other in allowed)
-                and any((e := self.engines.get(n)) is not None and e.availability().ok for n in engines)
+                if other != model and (allowed is None or other in allowed) and any(n in serving for n in engines)
             ]
             raise ApiError(
                 502,
                 f"Every upstream of {model!r} is unavailable right now",
                 param="model",
-                fallback_suggestion=available[0] if available else "retry after 60 seconds",
+                fallback_suggestion=served[0] if served else "retry after 60 seconds",
             )
         raise ApiError(
             503,
-            f"No engine can serve {model!r} right now",
+            f"No worker serves {model!r} right now (engines: {', '.join(candidates)})",
             param="model",
             fallback_suggestion="retry after 30 seconds",
             headers={"Retry-After": "30"},

@@ -26,3 +26,7 @@ class TasksResources(Protocol):
 
     @property
     def storage(self) -> Storage: ...
+
+    async def serving_engines(self) -> set[str]:
+        """The engines some live worker advertises as available (queue/registry.py)."""
+        ...

@@ -72,7 +72,9 @@ async def create(
     transaction. With an Idempotency-Key, the same key and body give back the first answer."""
     key = caller.key
     usable = authorize_model(key, request.model, resources.registry.model_names())
-    route = resources.registry.route(request.model, request.duration, allowed=usable)
+    route = resources.registry.route(
+        request.model, request.duration, allowed=usable, serving=await resources.serving_engines()
+    )
     if idempotency_key is None:
         return Created(await _checked_create(resources, caller, request, route, idempotency_key=None), False)
     idempotency.validate_key(idempotency_key)

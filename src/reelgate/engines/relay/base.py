@@ -107,6 +107,11 @@ class RelayEngine(Protocol):
 
     def availability(self) -> Availability: ...
 
+    def shared_problem(self) -> str | None:
+        """What the route's shared health says against it (every process sees it): refused credentials, or a
+        breaker cooling down. None when the route may be used."""
+        ...
+
     def estimate_seconds(self, duration_s: int) -> float: ...
 
     def degraded_reason(self) -> str | None:
@@ -163,12 +168,15 @@ class RelayBase:
         missing = self._credentials_missing()
         if missing:
             return Availability(False, missing)
-        problem = self.health.auth_problem
-        if problem:
-            return Availability(False, problem)
-        if self.health.breaker.is_open():
-            return Availability(False, f"{self.provider} failed repeatedly; cooling down")
-        return Availability(True)
+        problem = self.shared_problem()
+        return Availability(False, problem) if problem else Availability(True)
+
+    def shared_problem(self) -> str | None:
+        if self.health.auth_problem:
+            return self.health.auth_problem
+        if self.health.is_open():
+            return f"{self.provider} failed repeatedly; cooling down"
+        return None
 
     def degraded_reason(self) -> str | None:
         return self.health.auth_problem

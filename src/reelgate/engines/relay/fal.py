@@ -112,10 +112,10 @@ class FalRelay(RelayBase):
             except (NotSentError, BlockedAddressError, TransientUpstreamError) as exc:
                 # Nothing left, or fal answered that it failed: a retry cannot make a second job.
                 problem = exc.message if isinstance(exc, EgressError) else str(exc)
-                self.health.breaker.record_failure()
+                self.health.record_failure()
                 continue
             except EgressError as exc:
-                self.health.breaker.record_failure()
+                self.health.record_failure()
                 raise TaskFailure(
                     TaskErrorCode.SERVICE_UNAVAILABLE,
                     f"fal did not answer the submit ({exc.message}); not submitted again to avoid a second charge. "
@@ -129,7 +129,7 @@ class FalRelay(RelayBase):
             request_id = response.body.get("request_id") if isinstance(response.body, dict) else None
             if not isinstance(request_id, str) or not request_id or "/" in request_id:
                 raise TaskFailure(TaskErrorCode.SERVICE_ERROR, "fal accepted the submit without a usable request_id")
-            self.health.breaker.record_success()
+            self.health.record_success()
             await self.update(ctx, task_id=request_id, state=UpstreamState.QUEUED)
             log.info("submitted upstream", extra={"upstream": self.provider, "upstream_task_id": request_id})
             return request_id
@@ -164,7 +164,7 @@ class FalRelay(RelayBase):
                     raise TransientUpstreamError(f"fal status answered HTTP {response.status}")
             except (EgressError, TransientUpstreamError) as exc:
                 failures += 1
-                self.health.breaker.record_failure()
+                self.health.record_failure()
                 if failures > self.settings.relay_upstream_retries:
                     problem = exc.message if isinstance(exc, EgressError) else str(exc)
                     raise TaskFailure(
@@ -174,7 +174,7 @@ class FalRelay(RelayBase):
                 delay_s = self.poll_backoff.after(delay_s)
                 continue
             failures = 0
-            self.health.breaker.record_success()
+            self.health.record_success()
             status = response.body.get("status")
             if status == "IN_QUEUE":
                 await self.update(ctx, state=UpstreamState.QUEUED)

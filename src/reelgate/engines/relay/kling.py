@@ -175,19 +175,19 @@ class KlingRelay(RelayBase):
                 answer = await self.call(ctx, "POST", TASKS_PATH, body)
             except (NotSentError, BlockedAddressError) as exc:
                 problem = exc.message
-                self.health.breaker.record_failure()
+                self.health.record_failure()
                 continue
             except EgressError as exc:
                 # Sent, no answer: Kling may have accepted it. The external id tells, never a second submit.
                 problem = exc.message
-                self.health.breaker.record_failure()
+                self.health.record_failure()
                 found = await self.find_by_external_id(ctx, job.task_id)
                 if found is not None:
                     return found
                 continue
             except TransientUpstreamError as exc:
                 problem = str(exc)
-                self.health.breaker.record_failure()
+                self.health.record_failure()
                 continue
             if answer.code != 0:
                 outcome = self.failure_for(ctx, answer)
@@ -201,7 +201,7 @@ class KlingRelay(RelayBase):
                 if found is not None:
                     return found
                 continue
-            self.health.breaker.record_success()
+            self.health.record_success()
             await self.update(ctx, task_id=task_id, state=UpstreamState.QUEUED)
             log.info("submitted upstream", extra={"upstream": self.provider, "upstream_task_id": task_id})
             return task_id
@@ -252,7 +252,7 @@ class KlingRelay(RelayBase):
                 answer = await self.call(ctx, "GET", f"{TASKS_PATH}/{quote(upstream_id, safe='')}")
             except (EgressError, TransientUpstreamError) as exc:
                 failures += 1
-                self.health.breaker.record_failure()
+                self.health.record_failure()
                 if failures > self.settings.relay_upstream_retries:
                     problem = exc.message if isinstance(exc, EgressError) else str(exc)
                     raise TaskFailure(
@@ -268,7 +268,7 @@ class KlingRelay(RelayBase):
                 if not isinstance(outcome, RetryLater):
                     raise outcome
             else:
-                self.health.breaker.record_success()
+                self.health.record_success()
                 data = answer.data if isinstance(answer.data, dict) else {}
                 status = data.get("task_status")
                 record = ctx.upstream

@@ -1,3 +1,0 @@
-from tests.e2e.conftest import processes
-
-__all__ = ["processes"]
