@@ -1,4 +1,4 @@
-"""The `Storage` protocol: where finished videos (and, later, input images and uploads) live.
+"""The `Storage` protocol: where finished videos and stored input images live.
 
 Every reader and writer of stored objects goes through it, so the embedded default (local disk), tests
 (memory) and object storage behave alike. The protocol is synchronous, like the disks and SDKs behind it;
@@ -25,6 +25,15 @@ class InvalidKey(ValueError):
 
 class ObjectMissing(LookupError):
     pass
+
+
+class StorageUnavailable(RuntimeError):
+    """The storage cannot be used at all (a missing bucket, refused credentials, a read-only disk): an
+    operator's problem, reported at start and by `/readyz` rather than at the first task."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def check_key(key: str) -> str:
@@ -58,6 +67,10 @@ class Storage(Protocol):
 
     def link(self, key: str, *, expires_at: int) -> str:
         """A URL a client can download the object from until `expires_at` (unix seconds)."""
+        ...
+
+    def check(self) -> None:
+        """StorageUnavailable(reason) if objects cannot be stored or read here at all."""
         ...
 
 
