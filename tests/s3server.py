@@ -7,6 +7,7 @@ moto checks credentials only when told to (`enforce_credentials`), and never the
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
@@ -59,8 +60,10 @@ def aws_environment(credentials: dict[str, str] | None = None) -> dict[str, str 
     return env
 
 
+@functools.cache
 def admin_client(endpoint: str) -> Any:
-    """A plain boto3 client for what the tests arrange and inspect behind the storage's back."""
+    """A plain boto3 client for what the tests arrange and inspect behind the storage's back (one per server:
+    building a client takes a good part of a second)."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint,

@@ -152,7 +152,7 @@ class S3Storage:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = exc.response.get("Error", {}).get("Code", "")
             if status == 404 or code == "NoSuchBucket":
-                raise StorageUnavailable(f"bucket {self.bucket} does not exist (at {endpoint})") from None
+                raise StorageUnavailable(f"bucket {self.bucket} does not exist") from None
             if status == 403:
                 raise StorageUnavailable(
                     f"access to bucket {self.bucket} is refused: check the AWS credentials"
