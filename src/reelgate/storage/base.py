@@ -56,7 +56,8 @@ class Storage(Protocol):
         ...
 
     def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
-        """Bytes [start, stop) of the object, in chunks; ObjectMissing if there is none."""
+        """Bytes [start, stop) of the object, in chunks; ObjectMissing if there is none (from the call, or from
+        the first chunk where the read is lazy, as on S3: iterate it in a thread, never on the event loop)."""
         ...
 
     def exists(self, key: str) -> bool: ...

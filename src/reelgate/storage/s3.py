@@ -24,15 +24,14 @@ from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable
 from reelgate.storage.links import LinkSigner
 
 if TYPE_CHECKING:
-    from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
 
 # Threads of one upload that send its parts at once (boto3's transfer manager).
 TRANSFER_THREADS = 8
 # Every caller reaches storage from a thread of its own, and all of them may hold a connection at once:
 # asyncio's default executor (at most 32 threads: jobs' uploads, the sweep, the files route's size check),
-# Starlette's threadpool that streams ranged downloads (40 threads), and each upload's part threads. Past the
-# pool, urllib3 still connects but throws the connection away after one request (and warns).
+# Starlette's threadpool that streams ranged downloads (40 threads), and the part threads of four multipart
+# uploads at once. Past the pool, urllib3 still connects but throws the connection away after one request.
 POOL_CONNECTIONS = 32 + 40 + 4 * TRANSFER_THREADS
 
 
@@ -102,19 +101,27 @@ class S3Storage:
             raise
 
     def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        return self._ranged(key, self.object_key(key), start, stop)
+
+    def _ranged(self, key: str, object_key: str, start: int, stop: int) -> Iterator[bytes]:
+        # A generator: nothing is asked of S3 before the first chunk is wanted. The files route builds its
+        # response on the event loop and Starlette pulls the chunks in its threadpool, so the GET (and a
+        # missing object's ObjectMissing) happens there, never blocking the loop.
         if stop <= start:
             self.size(key)  # an empty range still says whether the object is there
-            return iter(())
+            return
         try:
-            # Asked now, not on the first chunk: a missing object is an error of this call, as on local disk.
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=self.object_key(key), Range=f"bytes={start}-{stop - 1}"
-            )
+            response = self.client.get_object(Bucket=self.bucket, Key=object_key, Range=f"bytes={start}-{stop - 1}")
         except ClientError as exc:
             if _is_missing(exc):
                 raise ObjectMissing(key) from None
             raise
-        return _chunks(response["Body"])
+        body = response["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK_BYTES)
+        finally:
+            # Back to the pool (or closed) even when the reader stops early: a client that hangs up mid-video.
+            body.close()
 
     def exists(self, key: str) -> bool:
         try:
@@ -181,11 +188,3 @@ def _is_missing(exc: ClientError) -> bool:
 def _content_type(key: str) -> dict[str, str]:
     # Stored with the object, so a presigned download is served as video/mp4, not as bytes.
     return {"ContentType": mimetypes.guess_type(key)[0] or "application/octet-stream"}
-
-
-def _chunks(body: StreamingBody) -> Iterator[bytes]:
-    try:
-        yield from body.iter_chunks(CHUNK_BYTES)
-    finally:
-        # Back to the pool (or closed) even when the reader stops early: a client that hangs up mid-video.
-        body.close()
