@@ -22,6 +22,7 @@ from reelgate.config import Settings
 from reelgate.db import migrate
 from reelgate.metrics import Metrics
 from reelgate.resources import Resources
+from reelgate.storage.base import StorageUnavailable
 from reelgate.tasks.sweep import sweep_forever
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
         if not await migrate.is_current(res.db):
             await res.close()
             raise RuntimeError("the database schema is not current: run 'reelgate migrate' first")
+        try:  # a missing bucket or refused credentials is an error of the start, not of the first task
+            await asyncio.to_thread(res.storage.check)
+        except StorageUnavailable as exc:
+            await res.close()
+            raise RuntimeError(f"the storage cannot be used: {exc.reason}") from None
         stop = asyncio.Event()
         background: list[asyncio.Task[None]] = await res.start(stop)
         background += [

@@ -5,12 +5,62 @@ Units are in the names (`_s`, `_mb`, `_px`) so a value can never be read in the 
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "kling-o1-image-to-video"
+
+# SigV4, which S3 and every S3-compatible store use for presigned URLs, accepts at most 7 days of validity.
+PRESIGNED_MAX_S = 7 * 24 * 3600
+
+# S3's rule for bucket names (lowercase letters, digits, dots, hyphens; 3 to 63 long), which R2, MinIO and
+# Ceph RGW follow by default.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """Where stored objects live: a local directory (`path`), or a bucket and the key prefix inside it."""
+
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""
+
+
+def parse_storage_url(url: str, home: Path) -> StorageLocation:
+    """`REELGATE_STORAGE_URL` read: empty = `home/videos`; ValueError naming the setting for anything else
+    than `file:///path` or `s3://bucket[/prefix]`."""
+    if not url:
+        return StorageLocation(path=home / "videos")
+    problem = f"REELGATE_STORAGE_URL={url!r}"
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError(f"{problem}: a storage URL takes no query or fragment")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise ValueError(f"{problem}: a local directory is file:///absolute/path (three slashes)")
+        return StorageLocation(path=Path(unquote(parts.path)))
+    if parts.scheme == "s3":
+        if "@" in parts.netloc:
+            # A URL is logged and shown; credentials come from boto3's chain (environment, profile, role).
+            raise ValueError(f"{problem}: credentials never go in the URL: use AWS_ACCESS_KEY_ID and friends")
+        if not parts.netloc:
+            raise ValueError(f"{problem}: names no bucket (s3://bucket or s3://bucket/prefix)")
+        if not _BUCKET.match(parts.netloc):
+            raise ValueError(
+                f"{problem}: {parts.netloc!r} is not a bucket name (3 to 63 lowercase letters, digits, '.', '-')"
+            )
+        prefix = parts.path.strip("/")
+        if prefix and any(segment in ("", ".", "..") for segment in prefix.split("/")):
+            raise ValueError(f"{problem}: the prefix has an empty, '.' or '..' segment")
+        return StorageLocation(bucket=parts.netloc, prefix=prefix)
+    raise ValueError(f"{problem}: use file:///path or s3://bucket/prefix (not {parts.scheme or 'a bare path'})")
 
 
 class Settings(BaseSettings):
@@ -74,6 +124,36 @@ class Settings(BaseSettings):
         "deletes its video.",
     )
     sweep_interval_s: float = Field(600.0, gt=0, description="How often expired videos are deleted.")
+
+    # Where videos and stored input images live (docs: deployment.md, Object storage). Credentials for S3 come
+    # only from boto3's own chain, never from these settings.
+    storage_url: str = Field(
+        "",
+        description="Where videos and stored input images live: `file:///path` (a local directory) or "
+        "`s3://bucket/prefix` (S3-compatible object storage). Empty = `home/videos` on local disk.",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        description="The S3 API endpoint of MinIO, Cloudflare R2, Ceph RGW, ... (`https://minio.internal:9000`); "
+        "empty = AWS S3.",
+    )
+    s3_region: str = Field(
+        "",
+        description="The bucket's region, which signs requests and presigned links; empty = boto3's own "
+        "(`AWS_DEFAULT_REGION`, the profile's). R2 takes `auto`.",
+    )
+    result_links: Literal["", "presigned", "proxy"] = Field(
+        "",
+        description="`presigned`: results are the bucket's presigned GET URLs (video bytes never pass through the "
+        "API; S3 only); `proxy`: our signed `/v1/files/...` links, streamed from storage. Empty = presigned with "
+        "S3, proxy with local files.",
+    )
+    s3_multipart_threshold_mb: float = Field(
+        8.0,
+        gt=0,
+        description="Uploads to S3 above this size go in parts, sent in parallel and each retried alone (a part "
+        "is at least 5 MB whatever this is).",
+    )
 
     # Intake limits.
     max_image_mb: float = Field(10.0, gt=0, description="Largest input image, per image.")
@@ -318,6 +398,47 @@ class Settings(BaseSettings):
             if value.startswith(plain):
                 return driver + value[len(plain) :]
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url_names_a_storage(cls, value: str) -> str:
+        parse_storage_url(value, Path("."))  # the home is irrelevant to whether the URL is one we can use
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_is_http(cls, value: str) -> str:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+            raise ValueError(f"REELGATE_S3_ENDPOINT_URL={value!r}: an http:// or https:// URL, or empty for AWS")
+        return value
+
+    @model_validator(mode="after")
+    def _storage_and_links_agree(self) -> Settings:
+        if self.result_links == "presigned" and not self.storage_location.bucket:
+            raise ValueError(
+                "REELGATE_RESULT_LINKS=presigned needs object storage (REELGATE_STORAGE_URL=s3://...); local "
+                "files are served by the API's own signed links (proxy)"
+            )
+        if self.resolved_result_links == "presigned" and self.result_ttl_s > PRESIGNED_MAX_S:
+            raise ValueError(
+                f"REELGATE_RESULT_TTL_S={self.result_ttl_s} is longer than the 7 days ({PRESIGNED_MAX_S} s) a "
+                "presigned S3 link can live: shorten it, or set REELGATE_RESULT_LINKS=proxy"
+            )
+        return self
+
+    @property
+    def storage_location(self) -> StorageLocation:
+        return parse_storage_url(self.storage_url, self.home)
+
+    @property
+    def resolved_result_links(self) -> Literal["presigned", "proxy"]:
+        if self.result_links:
+            return self.result_links
+        return "presigned" if self.storage_location.bucket else "proxy"
+
+    @property
+    def s3_multipart_threshold_bytes(self) -> int:
+        return int(self.s3_multipart_threshold_mb * 1024 * 1024)
 
     @property
     def resolved_database_url(self) -> str:

@@ -38,9 +38,9 @@ from reelgate.queue import repository as queue_repo
 from reelgate.queue.registry import LiveEngines
 from reelgate.queue.states import TaskStatus
 from reelgate.queue.worker import Worker
-from reelgate.storage.base import Storage
+from reelgate.storage.base import Storage, StorageUnavailable
+from reelgate.storage.factory import build_storage
 from reelgate.storage.links import LinkSigner
-from reelgate.storage.local import LocalStorage
 from reelgate.tasks import callbacks, settlement
 from reelgate.webhooks.delivery import CallbackPayload, Deliverer
 
@@ -113,7 +113,7 @@ class Resources:
             settings=settings,
             db=db,
             links=links,
-            storage=LocalStorage(settings.videos_dir, links),
+            storage=build_storage(settings, links),
             egress=_egress_client(settings),
             callback_egress=_egress_client(settings),
             registry=EngineRegistry(engines, settings.models),
@@ -183,6 +183,7 @@ class Resources:
             raise ApiError(503, "Database unreachable", headers={"Retry-After": "5"}) from None
         if not current:
             raise ApiError(503, "Database schema is not current: run 'reelgate migrate'", headers={"Retry-After": "30"})
+        await _storage_ready(self.storage)
         engines = {name: engine.availability().ok for name, engine in self.registry.engines.items()}
         live = await self.live_engines.counts()
         workers = {name: live.get(name, 0) for name in self.registry.engines}
@@ -214,3 +215,11 @@ class Resources:
         await self.egress.aclose()
         await self.callback_egress.aclose()
         await self.db.dispose()
+
+
+async def _storage_ready(storage: Storage) -> None:
+    """`/readyz`: a bucket deleted or credentials revoked after the start shows here, not in failing tasks."""
+    try:
+        await asyncio.to_thread(storage.check)
+    except StorageUnavailable as exc:
+        raise ApiError(503, f"Storage unavailable: {exc.reason}", headers={"Retry-After": "30"}) from None

@@ -1,5 +1,6 @@
 """Every `Storage` implementation behaves the same: whole objects or nothing, byte ranges, deletes, keys that
-cannot escape, and links the files route accepts."""
+cannot escape, links the files route accepts, and a check that passes when the storage is usable. `s3` is a
+real S3-protocol server on loopback (tests/s3server.py), with keys under a prefix as a deployment sets them."""
 
 from __future__ import annotations
 
@@ -14,17 +15,26 @@ from reelgate.storage.base import InvalidKey, ObjectMissing, Storage
 from reelgate.storage.links import LinkSigner
 from reelgate.storage.local import LocalStorage
 from reelgate.storage.memory import MemoryStorage
+from reelgate.storage.s3 import S3Storage
+from tests.s3server import REGION
 
 SIGNER = LinkSigner(b"k" * 32, "http://testserver")
 DATA = bytes(range(256)) * 9000  # a little over 2 MiB: more than one read chunk
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param == "local":
         yield LocalStorage(tmp_path / "objects", SIGNER)
-    else:
+    elif request.param == "memory":
         yield MemoryStorage(SIGNER)
+    else:
+        # Asked for here only, so the local and memory runs never start the S3 server.
+        endpoint: str = request.getfixturevalue("s3_endpoint")
+        bucket: str = request.getfixturevalue("s3_bucket")
+        yield S3Storage(
+            bucket=bucket, prefix="deploy/one", links=SIGNER, presigned=False, endpoint_url=endpoint, region=REGION
+        )
 
 
 def _read(storage: Storage, key: str, start: int, stop: int) -> bytes:
@@ -49,6 +59,19 @@ def test_a_stream_is_stored_under_a_nested_key(storage: Storage) -> None:
     assert _read(storage, "inputs/task-1/0.jpg", 0, 10) == b"jpeg bytes"
     storage.put_stream("inputs/task-1/0.jpg", io.BytesIO(b"replaced"))
     assert _read(storage, "inputs/task-1/0.jpg", 0, 8) == b"replaced"
+
+
+def test_an_empty_object_has_size_zero_and_no_bytes(storage: Storage) -> None:
+    storage.put_stream("empty.mp4", io.BytesIO(b""))
+    assert storage.exists("empty.mp4")
+    assert storage.size("empty.mp4") == 0
+    assert _read(storage, "empty.mp4", 0, 0) == b""
+    with pytest.raises(ObjectMissing):
+        _read(storage, "never-stored.mp4", 0, 0)
+
+
+def test_a_usable_storage_passes_its_check(storage: Storage) -> None:
+    storage.check()
 
 
 def test_delete_removes_and_a_missing_object_is_said_so(storage: Storage) -> None:

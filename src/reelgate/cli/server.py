@@ -102,6 +102,7 @@ def worker(
 
     async def run() -> None:
         from reelgate.db import migrate as migrations
+        from reelgate.storage.base import StorageUnavailable
 
         try:
             resources = Resources.build(current, engine_names=names)
@@ -115,6 +116,10 @@ def worker(
                 raise fail("no engine of this worker can run")
             if not await migrations.is_current(resources.db):
                 raise fail("the database schema is not current: run 'reelgate migrate' first")
+            try:  # the worker is where videos are written: a missing bucket fails here, not the first task
+                await asyncio.to_thread(resources.storage.check)
+            except StorageUnavailable as exc:
+                raise fail(f"the storage cannot be used: {exc.reason}") from None
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,4 @@
-"""The `Storage` protocol: where finished videos (and, later, input images and uploads) live.
+"""The `Storage` protocol: where finished videos and stored input images live.
 
 Every reader and writer of stored objects goes through it, so the embedded default (local disk), tests
 (memory) and object storage behave alike. The protocol is synchronous, like the disks and SDKs behind it;
@@ -27,6 +27,15 @@ class ObjectMissing(LookupError):
     pass
 
 
+class StorageUnavailable(RuntimeError):
+    """The storage cannot be used at all (a missing bucket, refused credentials, a read-only disk): an
+    operator's problem, reported at start and by `/readyz` rather than at the first task."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def check_key(key: str) -> str:
     if not _SAFE_KEY.match(key) or ".." in key:
         raise InvalidKey(key)
@@ -47,7 +56,8 @@ class Storage(Protocol):
         ...
 
     def read_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
-        """Bytes [start, stop) of the object, in chunks; ObjectMissing if there is none."""
+        """Bytes [start, stop) of the object, in chunks; ObjectMissing if there is none (from the call, or from
+        the first chunk where the read is lazy, as on S3: iterate it in a thread, never on the event loop)."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -58,6 +68,10 @@ class Storage(Protocol):
 
     def link(self, key: str, *, expires_at: int) -> str:
         """A URL a client can download the object from until `expires_at` (unix seconds)."""
+        ...
+
+    def check(self) -> None:
+        """StorageUnavailable(reason) if objects cannot be stored or read here at all."""
         ...
 
 

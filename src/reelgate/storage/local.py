@@ -3,14 +3,16 @@ beside its place and renamed into it, so a reader sees the whole file or nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, check_key
+from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, check_key
 from reelgate.storage.links import LinkSigner
 
 
@@ -18,7 +20,9 @@ class LocalStorage:
     def __init__(self, root: Path, links: LinkSigner) -> None:
         self.root = root
         self.links = links
-        self.root.mkdir(parents=True, exist_ok=True)
+        # A root that cannot be made is reported by check() with its reason, at start and by /readyz.
+        with contextlib.suppress(OSError):
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -68,6 +72,17 @@ class LocalStorage:
 
     def link(self, key: str, *, expires_at: int) -> str:
         return self.links.url_for(check_key(key), expires_at=expires_at)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise StorageUnavailable(f"{self.root} is not a directory")
+        # Writing is the only honest test: permission bits mislead for root, ACLs and some network mounts.
+        # A dot name is never a key, so the probe cannot collide with an object.
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".check-"):
+                pass
+        except OSError as exc:
+            raise StorageUnavailable(f"{self.root} is not a writable directory: {exc.strerror or exc}") from None
 
 
 def _write_synced(source: BinaryIO, target: Path) -> None:
