@@ -1,5 +1,5 @@
-"""What the queue's worker and job runner need from the process they run in. `reelgate.resources.Resources`
-provides it; the queue names only this protocol, so it never imports the layers above it."""
+"""What the queue's workers and job runner need from the process they run in. `reelgate.resources.Resources`
+provides it; the queue names only these protocols, so it never imports the layers above it."""
 
 from __future__ import annotations
 
@@ -16,15 +16,11 @@ from reelgate.metrics import Metrics
 from reelgate.storage.base import Storage
 
 
-class QueueResources(Protocol):
+class JobResources(Protocol):
+    """What running a job needs, on any worker (a remote one has no database and no storage)."""
+
     @property
     def settings(self) -> Settings: ...
-
-    @property
-    def db(self) -> Database: ...
-
-    @property
-    def storage(self) -> Storage: ...
 
     @property
     def egress(self) -> EgressClient: ...
@@ -34,6 +30,16 @@ class QueueResources(Protocol):
 
     @property
     def scratch_root(self) -> Path: ...
+
+
+class QueueResources(JobResources, Protocol):
+    """What a database worker needs besides: the database, the storage, and the hook that ends a task."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def storage(self) -> Storage: ...
 
     async def task_ended(self, session: AsyncSession, task: Task, now: float) -> None:
         """Settle the task's credits and enqueue its callback, in the transaction that ended it."""

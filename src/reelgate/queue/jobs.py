@@ -1,5 +1,6 @@
 """Running one claimed task: fetch and decode its images, run its engine in a thread while a heartbeat
-renews the lease and publishes progress, store the video, and finish with a fenced compare-and-set.
+renews the lease and publishes progress, store the video, and finish with a fenced compare-and-set. Every
+write goes through the task's `Lease` (queue/lease.py), so database and remote workers run this same code.
 
 Nothing a user sends can crash the worker: user-caused problems end the task as `failed` with a business
 code; unexpected errors are logged with their stack server-side, retried while attempts remain, then end as
@@ -24,13 +25,10 @@ from reelgate.engines.relay.base import RelayEngine, RetryLater, UpstreamRecord
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.framing import nearest_aspect_ratio
 from reelgate.media.images import DecodedImage, ImageRejected, decode_image, load_image
-from reelgate.queue import repository as queue_repo
-from reelgate.queue import terminal
-from reelgate.queue.context import QueueResources
-from reelgate.queue.repository import Fence
-from reelgate.queue.states import TaskStatus
-from reelgate.storage.base import ObjectMissing, read_object
-from reelgate.storage.keys import stored_key, video_key
+from reelgate.queue.context import JobResources
+from reelgate.queue.lease import Lease
+from reelgate.storage.base import ObjectMissing
+from reelgate.storage.keys import stored_key
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +54,17 @@ class ThreadRunContext:
         return self.stop.is_set()
 
 
-class DbRelayContext:
+class LeaseRelayContext:
     """A relay engine's view of its task (engines/relay/base.py RelayContext): progress and cancellation through
-    the heartbeat's ThreadRunContext, the upstream record through the queue's fenced writes."""
+    the heartbeat's ThreadRunContext, the upstream record through the lease's fenced writes."""
 
-    def __init__(self, resources: QueueResources, claimed: ClaimedTask, run: ThreadRunContext) -> None:
-        self._resources = resources
-        self._claimed = claimed
+    def __init__(self, egress: EgressClient, lease: Lease, run: ThreadRunContext) -> None:
+        self._lease = lease
         self._run = run
         self.scratch_dir = run.scratch_dir
-        self.egress: EgressClient = resources.egress
-        self.created_at = 0.0
-        self._record: UpstreamRecord | None = None
-
-    async def load(self) -> None:
-        async with self._resources.db.read() as session:
-            self._record, self.created_at = await queue_repo.load_upstream(session, self._claimed.id)
+        self.egress = egress
+        self.created_at = lease.claimed.created_at
+        self._record: UpstreamRecord | None = lease.claimed.upstream
 
     @property
     def upstream(self) -> UpstreamRecord | None:
@@ -85,47 +78,28 @@ class DbRelayContext:
         return self._run.cancelled()
 
     async def cancelled_by_user(self) -> bool:
-        async with self._resources.db.read() as session:
-            return await queue_repo.was_cancelled(session, self._claimed.id)
+        return await self._lease.was_cancelled()
 
     async def record_upstream(self, record: UpstreamRecord) -> None:
-        async with self._resources.db.transaction() as session:
-            alive = await queue_repo.record_upstream(
-                session, self._claimed.id, self._claimed.fence, record, now=time.time()
-            )
-        if not alive:
+        if not await self._lease.record_upstream(record):
             self._run.stop.set()
             raise JobCancelled
         self._record = record
 
 
-@dataclass(frozen=True)
-class ClaimedTask:
-    id: str
-    fence: Fence
-    engine: str
-    prompt: str
-    image_urls: list[str]
-    aspect_ratio: str | None
-    duration_s: int
-    seed: int
-    max_attempts: int
-    estimate_s: int
-
-
-async def run_claimed_task(resources: QueueResources, claimed: ClaimedTask, engine: Engine) -> None:
+async def run_claimed_task(resources: JobResources, lease: Lease, engine: Engine) -> None:
+    claimed = lease.claimed
     scratch = Path(tempfile.mkdtemp(prefix=f"{claimed.id}-", dir=resources.scratch_root))
     ctx = ThreadRunContext(scratch_dir=scratch)
     started = time.monotonic()
     outcome = "error"
     try:
-        job = await _prepare_job(resources, claimed)
-        heartbeat = asyncio.create_task(_heartbeat_loop(resources, claimed, ctx, started, job.aspect_ratio))
+        job = await _prepare_job(resources, lease)
+        heartbeat = asyncio.create_task(_heartbeat_loop(resources, lease, ctx, started, job.aspect_ratio))
         try:
             if isinstance(engine, RelayEngine):
                 # I/O bound: runs on this loop; its upstream record is written fenced by our lease.
-                relay_ctx = DbRelayContext(resources, claimed, ctx)
-                await relay_ctx.load()
+                relay_ctx = LeaseRelayContext(resources.egress, lease, ctx)
                 result = await engine.run_relay(job, relay_ctx, scratch / "output.mp4")
             else:
                 result = await asyncio.to_thread(engine.run, job, ctx, scratch / "output.mp4")
@@ -133,30 +107,31 @@ async def run_claimed_task(resources: QueueResources, claimed: ClaimedTask, engi
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
         raise_if_cancelled(ctx)
-        await _store_and_complete(resources, claimed, result)
-        outcome = "completed"
+        outcome = await _complete(resources, lease, result)
     except JobCancelled:
         outcome = "cancelled"
         log.info("stopped: task cancelled or lease lost")
     except RetryLater as later:
         outcome = "deferred"
-        await _defer(resources, claimed, later)
+        if await lease.retry_later(later.delay_s, spend_attempt=False):
+            log.warning("upstream busy; task back to pending", extra={"reason": later.reason, "delay_s": later.delay_s})
     except TaskFailure as failure:
         outcome = "failed"
-        await _fail(resources, claimed, failure.code, failure.message)
+        await _fail(resources, lease, failure.code, failure.message)
     except Exception:
         log.exception("engine run failed unexpectedly")
-        await _retry_or_fail(resources, claimed)
+        await _retry_or_fail(resources, lease)
     finally:
         resources.metrics.engine_seconds.labels(claimed.engine, outcome).observe(time.monotonic() - started)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-async def _prepare_job(resources: QueueResources, claimed: ClaimedTask) -> Job:
+async def _prepare_job(resources: JobResources, lease: Lease) -> Job:
+    claimed = lease.claimed
     images = []
     for index, ref in enumerate(claimed.image_urls):
         try:
-            decoded = await _load_input(resources, ref, param=f"image_urls[{index}]")
+            decoded = await _load_input(resources, lease, index, ref)
         except ImageRejected as rejected:
             raise TaskFailure(TaskErrorCode.IMAGE_PROCESSING_ERROR, f"{rejected.param}: {rejected.message}") from None
         images.append(decoded.pixels)
@@ -172,9 +147,11 @@ async def _prepare_job(resources: QueueResources, claimed: ClaimedTask) -> Job:
     )
 
 
-async def _load_input(resources: QueueResources, ref: str, *, param: str) -> DecodedImage:
-    """A stored input is read from our storage, never through the egress client; a URL is fetched."""
+async def _load_input(resources: JobResources, lease: Lease, index: int, ref: str) -> DecodedImage:
+    """A stored input is read through the lease (our storage), never through the egress client; a URL is
+    fetched through it."""
     settings = resources.settings
+    param = f"image_urls[{index}]"
     key = stored_key(ref)
     if key is None:
         return await load_image(
@@ -186,7 +163,7 @@ async def _load_input(resources: QueueResources, ref: str, *, param: str) -> Dec
             timeout_s=settings.image_fetch_timeout_s,
         )
     try:
-        data = await asyncio.to_thread(read_object, resources.storage, key)
+        data = await lease.read_stored_input(index, key)
     except ObjectMissing:
         raise ImageRejected("the stored image is gone (expired or deleted)", param=param) from None
     return await asyncio.to_thread(decode_image, data, max_pixels=settings.max_image_pixels, param=param)
@@ -202,39 +179,30 @@ def _estimate_left_s(ctx: ThreadRunContext, started: float, fallback_s: int) -> 
 
 
 async def _heartbeat_loop(
-    resources: QueueResources, claimed: ClaimedTask, ctx: ThreadRunContext, started: float, aspect_ratio: str
+    resources: JobResources, lease: Lease, ctx: ThreadRunContext, started: float, aspect_ratio: str
 ) -> None:
-    settings = resources.settings
-    interval_s = min(settings.lease_s / 3, 1.0)
+    interval_s = min(resources.settings.lease_s / 3, 1.0)
     # The first beat also records the aspect ratio the job resolved (it may have come from the image).
     extra: dict[str, object] | None = {"aspect_ratio": aspect_ratio}
     while True:
         try:
-            async with resources.db.transaction() as session:
-                alive = await queue_repo.heartbeat(
-                    session,
-                    claimed.id,
-                    claimed.fence,
-                    lease_s=settings.lease_s,
-                    # 99 at most: 100 means completed, and only the completing write may say so.
-                    progress=min(99, int(ctx.fraction * 100)),
-                    estimated_time_s=_estimate_left_s(ctx, started, claimed.estimate_s),
-                    now=time.time(),
-                    extra=extra,
-                )
+            alive = await lease.heartbeat(
+                # 99 at most: 100 means completed, and only the completing write may say so.
+                progress=min(99, int(ctx.fraction * 100)),
+                estimated_time_s=_estimate_left_s(ctx, started, lease.claimed.estimate_s),
+                extra=extra,
+            )
             extra = None
             if not alive:
                 ctx.stop.set()
                 return
         except Exception:
-            # A database hiccup must not kill the job; the lease has slack for a missed beat or two.
+            # A database or network hiccup must not kill the job; the lease has slack for a missed beat or two.
             log.warning("heartbeat failed; will retry", exc_info=True)
         await asyncio.sleep(interval_s)
 
 
-async def _store_and_complete(resources: QueueResources, claimed: ClaimedTask, result: EngineResult) -> None:
-    key = video_key(claimed.id, claimed.fence.attempt)
-    await asyncio.to_thread(resources.storage.put_file, key, result.video_path)
+async def _complete(resources: JobResources, lease: Lease, result: EngineResult) -> str:
     info: dict[str, object] = {
         "width": result.width,
         "height": result.height,
@@ -242,59 +210,31 @@ async def _store_and_complete(resources: QueueResources, claimed: ClaimedTask, r
         "fps": result.fps,
         **result.info,
     }
-    async with resources.db.transaction() as session:
-        won = await terminal.complete(
-            session, resources.task_ended, claimed.id, fence=claimed.fence, result_key=key, result_info=info
-        )
-    if won is None:
-        await asyncio.to_thread(resources.storage.delete, key)
-        log.warning("finished but the lease was lost; result discarded", extra={"attempt": claimed.fence.attempt})
-        return
-    await terminal.discard_losing_videos(resources.storage, won)
-    resources.metrics.tasks_finished.labels(claimed.engine, "completed").inc()
-    log.info("completed", extra={"attempt": claimed.fence.attempt, "video_key": key})
+    attempt = lease.claimed.fence.attempt
+    if not await lease.complete(result.video_path, info):
+        log.warning("finished but the lease was lost; result discarded", extra={"attempt": attempt})
+        return "cancelled"
+    resources.metrics.tasks_finished.labels(lease.claimed.engine, "completed").inc()
+    log.info("completed", extra={"attempt": attempt})
+    return "completed"
 
 
-async def _fail(resources: QueueResources, claimed: ClaimedTask, code: TaskErrorCode, message: str) -> None:
-    async with resources.db.transaction() as session:
-        won = await terminal.fail(
-            session,
-            resources.task_ended,
-            claimed.id,
-            code=code,
-            message=message,
-            from_statuses=(TaskStatus.PROCESSING,),
-            fence=claimed.fence,
-        )
-    if won is not None:
-        await terminal.discard_losing_videos(resources.storage, won)
-        resources.metrics.tasks_finished.labels(claimed.engine, "failed").inc()
+async def _fail(resources: JobResources, lease: Lease, code: TaskErrorCode, message: str) -> None:
+    if await lease.fail(code, message):
+        resources.metrics.tasks_finished.labels(lease.claimed.engine, "failed").inc()
         log.info("failed", extra={"error_code": str(code), "error_message": message})
 
 
-async def _defer(resources: QueueResources, claimed: ClaimedTask, later: RetryLater) -> None:
-    now = time.time()
-    async with resources.db.transaction() as session:
-        deferred = await queue_repo.defer(session, claimed.id, claimed.fence, available_at=now + later.delay_s, now=now)
-    if deferred:
-        log.warning("upstream busy; task back to pending", extra={"reason": later.reason, "delay_s": later.delay_s})
-
-
-async def _retry_or_fail(resources: QueueResources, claimed: ClaimedTask) -> None:
-    attempt = claimed.fence.attempt
-    if attempt >= claimed.max_attempts:
+async def _retry_or_fail(resources: JobResources, lease: Lease) -> None:
+    attempt = lease.claimed.fence.attempt
+    if attempt >= lease.claimed.max_attempts:
         await _fail(
             resources,
-            claimed,
+            lease,
             TaskErrorCode.SERVICE_ERROR,
             f"Generation failed after {attempt} attempts; credits were released",
         )
         return
     backoff_s = RETRY_BACKOFF.delay_s(attempt)
-    now = time.time()
-    async with resources.db.transaction() as session:
-        requeued = await queue_repo.retry_later(
-            session, claimed.id, claimed.fence, available_at=now + backoff_s, now=now
-        )
-    if requeued:
+    if await lease.retry_later(backoff_s, spend_attempt=True):
         log.warning("attempt failed; retrying later", extra={"attempt": attempt, "backoff_s": backoff_s})

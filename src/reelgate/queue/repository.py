@@ -170,24 +170,6 @@ async def expired_without_attempts(session: AsyncSession, *, now: float) -> list
 # --- the upstream record of relay tasks ------------------------------------------------------------------
 
 
-async def load_upstream(session: AsyncSession, task_id: str) -> tuple[UpstreamRecord | None, float]:
-    """The task's upstream record (None if it never reached an upstream) and its creation time."""
-    row = (
-        await session.execute(
-            select(
-                Task.upstream_provider,
-                Task.upstream_task_id,
-                Task.upstream_state,
-                Task.upstream_submitted_at,
-                Task.created_at,
-            ).where(Task.id == task_id)
-        )
-    ).one()
-    provider, upstream_id, state, submitted_at, created_at = row
-    record = None if provider is None else UpstreamRecord(provider, upstream_id, state, submitted_at)
-    return record, float(created_at)
-
-
 async def record_upstream(
     session: AsyncSession, task_id: str, fence: Fence, record: UpstreamRecord, *, now: float
 ) -> bool:

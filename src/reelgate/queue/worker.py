@@ -17,7 +17,9 @@ from reelgate.logs import task_context
 from reelgate.queue import TASKS_CHANNEL, registry
 from reelgate.queue import repository as queue_repo
 from reelgate.queue.context import QueueResources
-from reelgate.queue.jobs import ClaimedTask, run_claimed_task
+from reelgate.queue.database_lease import DatabaseLease
+from reelgate.queue.jobs import run_claimed_task
+from reelgate.queue.lease import ClaimedTask, claimed_task
 from reelgate.queue.recovery import recover_expired
 from reelgate.queue.repository import Fence
 from reelgate.queue.terminal import discard_losing_videos
@@ -121,23 +123,12 @@ class Worker:
             )
             if task is None:
                 return None
-            return ClaimedTask(
-                id=task.id,
-                fence=Fence(attempt=task.attempt, owner=self.owner),
-                engine=task.engine,
-                prompt=task.prompt,
-                image_urls=list(task.image_urls),
-                aspect_ratio=task.aspect_ratio,
-                duration_s=task.duration_s,
-                seed=task.seed,
-                max_attempts=task.max_attempts,
-                estimate_s=task.estimated_time_s,
-            )
+            return claimed_task(task, Fence(attempt=task.attempt, owner=self.owner))
 
     async def _run(self, claimed: ClaimedTask) -> None:
         with task_context(claimed.id):
             log.info("claimed", extra={"attempt": claimed.fence.attempt, "engine": claimed.engine})
-            await run_claimed_task(self.resources, claimed, self.engines[claimed.engine])
+            await run_claimed_task(self.resources, DatabaseLease(self.resources, claimed), self.engines[claimed.engine])
 
     async def _recover_if_due(self) -> None:
         """Requeue tasks of dead workers; end those out of attempts as failed, credits released."""
