@@ -163,6 +163,12 @@ class Settings(BaseSettings):
     max_body_mb: float = Field(
         32.0, gt=0, description="Request body limit (413 above it); two 10 MB images as base64 fit."
     )
+    max_video_mb: float = Field(
+        500.0,
+        gt=0,
+        description="The largest video a remote worker may upload through the API (storage without presigned "
+        "uploads); 413 above it.",
+    )
     image_fetch_timeout_s: float = Field(20.0, gt=0, description="Timeout of one image download.")
     allow_private_networks: bool = Field(
         False,
@@ -459,3 +465,7 @@ class Settings(BaseSettings):
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * 1024 * 1024)

@@ -223,3 +223,39 @@ async def _storage_ready(storage: Storage) -> None:
         await asyncio.to_thread(storage.check)
     except StorageUnavailable as exc:
         raise ApiError(503, f"Storage unavailable: {exc.reason}", headers={"Retry-After": "30"}) from None
+
+
+@dataclass
+class WorkerHost:
+    """What a remote worker runs on: its engines and the job runner's needs, and nothing else. It holds no
+    database, no storage and no credentials but its worker token (queue/remote_worker.py)."""
+
+    settings: Settings
+    egress: EgressClient
+    metrics: Metrics
+    scratch_root: Path
+    registry: EngineRegistry
+
+    @classmethod
+    def build(cls, settings: Settings, *, engine_names: Iterable[str] | None = None) -> WorkerHost:
+        scratch_root = settings.home / "tmp"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        # Relay health stays in this process: a remote worker reaches no shared store (docs/deployment.md).
+        engines = build_engines(settings, engine_names, relays=RelayRuntime())
+        return cls(
+            settings=settings,
+            egress=_egress_client(settings),
+            metrics=Metrics(),
+            scratch_root=scratch_root,
+            registry=EngineRegistry(engines, settings.models),
+        )
+
+    def unavailable_engines(self) -> dict[str, str]:
+        return {
+            name: engine.availability().reason
+            for name, engine in self.registry.engines.items()
+            if not engine.availability().ok
+        }
+
+    async def close(self) -> None:
+        await self.egress.aclose()

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.accounts.keys import NewKey
-from reelgate.db.models import Account, ApiKey
+from reelgate.accounts.keys import NewCredential, NewKey
+from reelgate.db.models import Account, ApiKey, WorkerToken
 from reelgate.webhooks import repository as webhooks
 
 
@@ -108,3 +108,39 @@ async def lock_key(session: AsyncSession, key_id: str) -> None:
     """Serialise this key's creates (PostgreSQL row lock; SQLite's write transactions are serial already), so
     counting its unfinished tasks and adding one is atomic."""
     await session.execute(select(ApiKey.id).where(ApiKey.id == key_id).with_for_update())
+
+
+# --- worker tokens ---------------------------------------------------------------------------------------
+
+
+async def insert_worker_token(
+    session: AsyncSession, credential: NewCredential, *, name: str, engines: list[str] | None
+) -> WorkerToken:
+    row = WorkerToken(
+        id=credential.id,
+        name=name,
+        secret_hash=credential.secret_hash,
+        engines=engines,
+        created_at=time.time(),
+        revoked_at=None,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_worker_token(session: AsyncSession, token_id: str) -> WorkerToken | None:
+    return await session.get(WorkerToken, token_id)
+
+
+async def list_worker_tokens(session: AsyncSession) -> list[WorkerToken]:
+    return list((await session.scalars(select(WorkerToken).order_by(WorkerToken.created_at, WorkerToken.id))).all())
+
+
+async def revoke_worker_token(session: AsyncSession, token_id: str) -> bool:
+    result = await session.execute(
+        update(WorkerToken)
+        .where(WorkerToken.id == token_id, WorkerToken.revoked_at.is_(None))
+        .values(revoked_at=time.time())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -117,3 +117,28 @@ class AuditView(BaseModel):
     entries: int
     tasks_checked: int
     problems: list[str]
+
+
+class CreateWorkerTokenRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: str = NAME
+    engines: list[str] | None = Field(None, min_length=1, max_length=32, description="Null = every engine")
+
+
+class WorkerTokenView(BaseModel):
+    object: Literal["worker_token"] = "worker_token"
+    id: str
+    name: str
+    engines: list[str] | None = Field(None, description="Engines its workers may claim; null = every engine")
+    status: Literal["active", "revoked"]
+    created: int
+
+
+class CreatedWorkerToken(WorkerTokenView):
+    token: str = Field(description="The worker token, shown once")
+
+
+class WorkerTokenList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WorkerTokenView]

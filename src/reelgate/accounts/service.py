@@ -12,24 +12,40 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts import ledger, repository
 from reelgate.accounts.credits import to_credits, to_millicredits
-from reelgate.accounts.keys import NewKey, generate_key, secret_matches, split_key
+from reelgate.accounts.keys import (
+    WORKER_TOKEN_PREFIX,
+    NewKey,
+    generate_key,
+    generate_worker_token,
+    is_api_key,
+    is_worker_token,
+    secret_matches,
+    split_key,
+)
 from reelgate.accounts.limits import Decision, RateLimiter
 from reelgate.accounts.pricing import PricingTable
 from reelgate.accounts.repository import KeyLimits
 from reelgate.accounts.schemas import (
     AccountView,
     CreatedKey,
+    CreatedWorkerToken,
     CreateKeyRequest,
+    CreateWorkerTokenRequest,
     KeyView,
     LedgerEntry,
     LedgerPage,
     LimitsView,
     MyAccount,
+    WorkerTokenList,
+    WorkerTokenView,
 )
 from reelgate.config import Settings
 from reelgate.db.database import Database
-from reelgate.db.models import Account, ApiKey
+from reelgate.db.models import Account, ApiKey, WorkerToken
 from reelgate.errors import ApiError
+from reelgate.queue import registry
+from reelgate.queue import repository as queue_repository
+from reelgate.queue.remote_leases import WorkerPass
 from reelgate.webhooks import repository as webhooks
 from reelgate.webhooks.signing import generate_secret
 
@@ -70,6 +86,8 @@ async def authenticate(
     same 401, so a caller learns nothing about which keys exist; over the limit is a 429 with Retry-After."""
     if token is None:
         raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'")
+    if is_worker_token(token):
+        raise ApiError(403, "A worker token cannot call the public API: it may call the worker routes only")
     parts = split_key(token)
     if parts is None:
         raise ApiError(401, INVALID_KEY_MESSAGE)
@@ -316,3 +334,71 @@ def key_view(key: ApiKey, limits: EffectiveLimits | None = None, models: list[st
         ),
         created=int(key.created_at),
     )
+
+
+# --- worker tokens -----------------------------------------------------------------------------------------
+
+INVALID_WORKER_TOKEN = "Invalid or revoked worker token"
+
+
+async def authenticate_worker(db: Database, token: str | None) -> WorkerPass:
+    """The worker behind a bearer worker token (the worker routes' only credential; an API key is refused)."""
+    if token is None:
+        raise ApiError(401, f"Missing worker token: send 'Authorization: Bearer {WORKER_TOKEN_PREFIX}_...'")
+    if is_api_key(token):
+        raise ApiError(403, "An API key cannot call the worker routes: they take a worker token")
+    parts = split_key(token, WORKER_TOKEN_PREFIX)
+    if parts is None:
+        raise ApiError(401, INVALID_WORKER_TOKEN)
+    token_id, secret = parts
+    async with db.read() as session:
+        row = await repository.get_worker_token(session, token_id)
+    if row is None or row.revoked_at is not None or not secret_matches(secret, row.secret_hash):
+        raise ApiError(401, INVALID_WORKER_TOKEN)
+    return WorkerPass(token_id=row.id, engines=frozenset(row.engines) if row.engines is not None else None)
+
+
+def worker_token_view(row: WorkerToken) -> WorkerTokenView:
+    return WorkerTokenView(
+        id=row.id,
+        name=row.name,
+        engines=row.engines,
+        status="revoked" if row.revoked_at is not None else "active",
+        created=int(row.created_at),
+    )
+
+
+async def create_worker_token(
+    session: AsyncSession, request: CreateWorkerTokenRequest, *, known_engines: list[str]
+) -> CreatedWorkerToken:
+    """A worker token, shown once and stored as a hash. `engines` must name engines this deployment has."""
+    if request.engines is not None:
+        unknown = [name for name in request.engines if name not in known_engines]
+        if unknown:
+            raise ApiError(
+                400,
+                f"Unknown engine(s) {', '.join(unknown)}; known: {', '.join(known_engines)}",
+                param="engines",
+            )
+    credential = generate_worker_token()
+    row = await repository.insert_worker_token(session, credential, name=request.name, engines=request.engines)
+    return CreatedWorkerToken(**worker_token_view(row).model_dump(exclude={"object"}), token=credential.plaintext)
+
+
+async def worker_tokens(session: AsyncSession) -> WorkerTokenList:
+    return WorkerTokenList(data=[worker_token_view(row) for row in await repository.list_worker_tokens(session)])
+
+
+async def revoke_worker_token(session: AsyncSession, token_id: str) -> WorkerTokenView:
+    """Revoke a worker token: its workers are refused at their next call, leave the registry, and the tasks
+    they hold go back to pending at once."""
+    if not await repository.revoke_worker_token(session, token_id):
+        raise ApiError(404, f"No active worker token with id {token_id!r}", param="token_id")
+    owners = await registry.forget_workers_of_token(session, token_id)
+    released = await queue_repository.release_leases(session, owners, now=time.time())
+    if released:
+        log.warning("worker token revoked; its tasks back to pending", extra={"token_id": token_id, "tasks": released})
+    row = await repository.get_worker_token(session, token_id)
+    if row is None:
+        raise RuntimeError(f"worker token {token_id} vanished while being revoked")
+    return worker_token_view(row)

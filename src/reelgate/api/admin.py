@@ -17,10 +17,14 @@ from reelgate.accounts.schemas import (
     AuditView,
     CreateAccountRequest,
     CreatedKey,
+    CreatedWorkerToken,
     CreateKeyRequest,
+    CreateWorkerTokenRequest,
     GrantRequest,
     KeyView,
     LedgerPage,
+    WorkerTokenList,
+    WorkerTokenView,
 )
 from reelgate.api.auth import ResourcesDep, resources_of
 from reelgate.api.responses import errors
@@ -117,6 +121,34 @@ async def revoke_key(key_id: str, resources: ResourcesDep) -> KeyView:
 )
 async def list_workers(resources: ResourcesDep) -> WorkerList:
     return await registry.list_workers(resources.db, ttl_s=resources.settings.worker_ttl_s)
+
+
+@router.get("/worker-tokens", response_model=WorkerTokenList, summary="List worker tokens", responses=errors(401, 500))
+async def list_worker_tokens(resources: ResourcesDep) -> WorkerTokenList:
+    async with resources.db.read() as session:
+        return await service.worker_tokens(session)
+
+
+@router.post(
+    "/worker-tokens",
+    response_model=CreatedWorkerToken,
+    summary="Create a worker token (shown once) for a remote worker",
+    responses=errors(400, 401, 500),
+)
+async def create_worker_token(body: CreateWorkerTokenRequest, resources: ResourcesDep) -> CreatedWorkerToken:
+    async with resources.db.transaction() as session:
+        return await service.create_worker_token(session, body, known_engines=list(resources.registry.engines))
+
+
+@router.post(
+    "/worker-tokens/{token_id}/revoke",
+    response_model=WorkerTokenView,
+    summary="Revoke a worker token: its workers stop at their next call, their tasks go back to pending",
+    responses=errors(401, 404, 500),
+)
+async def revoke_worker_token(token_id: str, resources: ResourcesDep) -> WorkerTokenView:
+    async with resources.db.transaction() as session:
+        return await service.revoke_worker_token(session, token_id)
 
 
 @router.get(

@@ -5,6 +5,7 @@ and anything unexpected (500, logged with its stack here, never sent to the clie
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,21 +83,27 @@ def install_error_handlers(app: FastAPI) -> None:
 
 class BodySizeLimit:
     """Refuse bodies over the limit without reading them: by Content-Length at once, and by counting bytes
-    for chunked or lying uploads (raised as an HTTP 413 that FastAPI passes through to our handler)."""
+    for chunked or lying uploads (raised as an HTTP 413 that FastAPI passes through to our handler).
+    `larger`: paths (regular expressions) whose bodies may be larger, with their own limit (video uploads)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, larger: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = [(re.compile(pattern), limit) for pattern, limit in larger]
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for pattern, limit in self.larger if pattern.fullmatch(path)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"Request body too large: the limit is {self.max_bytes} bytes"
+        max_bytes = self.limit_for(scope.get("path", ""))
+        message = f"Request body too large: the limit is {max_bytes} bytes"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_large = int(value) > self.max_bytes
+                    too_large = int(value) > max_bytes
                 except ValueError:
                     too_large = False
                 if too_large:
@@ -109,7 +116,7 @@ class BodySizeLimit:
             incoming = await receive()
             if incoming["type"] == "http.request":
                 received += len(incoming.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise StarletteHTTPException(413, message)
             return incoming
 

@@ -87,10 +87,19 @@ def worker(
         ),
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Jobs at once (default: one per core)")] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="A remote worker: the API's URL (https://...); it needs no database or bucket access"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="The remote worker's token (rgw_...; reelgate workers tokens create)", envvar="REELGATE_WORKER_TOKEN"
+        ),
+    ] = None,
 ) -> None:
-    """A standalone worker: claims tasks of its engines from the shared database."""
-    from reelgate.resources import Resources
-
+    """A standalone worker: claims tasks of its engines from the shared database, or, with --server and
+    --token, from an API over HTTPS."""
     current = settings()
     configure_logging(current.log_level, json_lines=current.log_json)
     names = [name.strip() for name in engines.split(",") if name.strip()] if engines is not None else None
@@ -99,6 +108,12 @@ def worker(
     jobs = concurrency if concurrency is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise fail("--concurrency must be at least 1")
+    if server is not None or token is not None:
+        if server is None or token is None:
+            raise fail("a remote worker needs both --server and --token")
+        _remote_worker(current, server, token, names, jobs)
+        return
+    from reelgate.resources import Resources
 
     async def run() -> None:
         from reelgate.db import migrate as migrations
@@ -133,3 +148,51 @@ def worker(
             await resources.close()
 
     asyncio.run(run())
+
+
+def _remote_worker(current: Settings, server: str, token: str, names: list[str] | None, jobs: int) -> None:
+    from reelgate.queue.remote_worker import RemoteWorker, TokenRefused, WorkerApi
+    from reelgate.resources import WorkerHost
+
+    problem = server_url_problem(server, allow_private=current.allow_private_networks)
+    if problem:
+        raise fail(f"--server: {problem}")
+
+    async def run() -> None:
+        try:
+            host = WorkerHost.build(current, engine_names=names)
+        except ValueError as exc:  # an unknown engine name
+            raise fail(str(exc)) from None
+        api = WorkerApi(server, token, verify=current.egress_ca_bundle or True)
+        try:
+            unavailable = host.unavailable_engines()
+            for name, reason in unavailable.items():
+                err.print(f"[yellow]engine {name} is unavailable and will not claim tasks:[/yellow] {reason}")
+            if len(unavailable) == len(host.registry.engines):
+                raise fail("no engine of this worker can run")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            worker = RemoteWorker(host, dict(host.registry.engines), concurrency=jobs, api=api)
+            await worker.run(stop)
+        except TokenRefused as exc:
+            raise fail(f"the API refused the worker token: {exc}") from None
+        finally:
+            await api.aclose()
+            await host.close()
+
+    asyncio.run(run())
+
+
+def server_url_problem(url: str, *, allow_private: bool) -> str | None:
+    """Why a remote worker must not use this API URL: https only, plain http only to this machine or where
+    private networks are allowed (development)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"{url!r} is not an http(s) URL"
+    if parts.scheme == "http" and not allow_private and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+        return "plain http is allowed only to this machine (127.0.0.1) or with REELGATE_ALLOW_PRIVATE_NETWORKS"
+    return None

@@ -258,8 +258,26 @@ class Worker(Base):
     running: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[float] = mapped_column(Double)
     last_seen_at: Mapped[float] = mapped_column(Double)
+    # A remote worker's token (what may act under its leases, and what a revocation stops); None for a
+    # database worker.
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
-    __table_args__ = (Index("ix_workers_last_seen", "last_seen_at"),)
+    __table_args__ = (Index("ix_workers_last_seen", "last_seen_at"), Index("ix_workers_token", "token_id"))
+
+
+class WorkerToken(Base):
+    """A remote worker's credential (`rgw_<id>_<secret>`): it may call the worker routes only, and claim only
+    tasks of its engines. Stored as a hash of the secret, like API keys."""
+
+    __tablename__ = "worker_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    # The engines its workers may claim; None = every engine.
+    engines: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    revoked_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class UpstreamHealth(Base):

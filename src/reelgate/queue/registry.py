@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,12 @@ class Advert:
     engines: Mapping[str, Availability]
     concurrency: int
     running: int
+    # A remote worker's token; None for a database worker.
+    token_id: str | None = None
+    # Where the worker says it runs (a remote worker's own host and pid, not the API's that registers it).
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    version: str = __version__
 
 
 def _engines_json(engines: Mapping[str, Availability]) -> dict[str, dict[str, object]]:
@@ -48,14 +54,15 @@ async def register(session: AsyncSession, advert: Advert, *, now: float) -> None
         Worker(
             id=advert.id,
             kind=advert.kind,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            version=__version__,
+            host=advert.host,
+            pid=advert.pid,
+            version=advert.version,
             engines=_engines_json(advert.engines),
             concurrency=advert.concurrency,
             running=advert.running,
             started_at=now,
             last_seen_at=now,
+            token_id=advert.token_id,
         )
     )
     await session.flush()
@@ -75,6 +82,18 @@ async def heartbeat(session: AsyncSession, advert: Advert, *, now: float, ttl_s:
 
 async def deregister(session: AsyncSession, worker_id: str) -> None:
     await session.execute(delete(Worker).where(Worker.id == worker_id))
+
+
+async def get_worker(session: AsyncSession, worker_id: str) -> Worker | None:
+    return await session.get(Worker, worker_id)
+
+
+async def forget_workers_of_token(session: AsyncSession, token_id: str) -> list[str]:
+    """Delete the registrations of a token's workers; returns their ids (their leases are to be released)."""
+    ids = list((await session.scalars(select(Worker.id).where(Worker.token_id == token_id))).all())
+    if ids:
+        await session.execute(delete(Worker).where(Worker.id.in_(ids)))
+    return ids
 
 
 async def workers(session: AsyncSession) -> list[Worker]:

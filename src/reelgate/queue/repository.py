@@ -156,6 +156,21 @@ async def requeue_expired(session: AsyncSession, *, now: float) -> list[str]:
     return list(result.scalars().all())
 
 
+async def release_leases(session: AsyncSession, owners: Sequence[str], *, now: float) -> list[str]:
+    """The tasks these workers hold go back to pending at once (their token was revoked: whatever they still
+    send is refused, so waiting for the leases to run out would only delay the tasks)."""
+    if not owners:
+        return []
+    result = await session.execute(
+        update(Task)
+        .where(Task.status == TaskStatus.PROCESSING, Task.lease_owner.in_(list(owners)))
+        .values(**_pending_again(available_at=now, now=now))
+        .returning(Task.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars().all())
+
+
 async def expired_without_attempts(session: AsyncSession, *, now: float) -> list[Task]:
     rows = await session.scalars(
         select(Task).where(
@@ -186,6 +201,14 @@ async def record_upstream(
         )
     )
     return _changed(result)
+
+
+async def holds_lease(session: AsyncSession, task_id: str, fence: Fence, *, now: float) -> bool:
+    """Whether `fence` still holds the task's lease (a remote worker's call is checked before it acts)."""
+    row = await session.scalar(
+        select(Task.id).where(fenced(task_id, (TaskStatus.PROCESSING,), fence), Task.lease_expires_at >= now)
+    )
+    return row is not None
 
 
 async def was_cancelled(session: AsyncSession, task_id: str) -> bool:

@@ -70,6 +70,11 @@ class Storage(Protocol):
         """A URL a client can download the object from until `expires_at` (unix seconds)."""
         ...
 
+    def upload_link(self, key: str, *, expires_at: int) -> str | None:
+        """A URL a remote worker can PUT the object to until `expires_at`, or None where uploads go through the
+        API (local disk, memory, a bucket that must stay private to the network)."""
+        ...
+
     def check(self) -> None:
         """StorageUnavailable(reason) if objects cannot be stored or read here at all."""
         ...

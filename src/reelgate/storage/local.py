@@ -73,6 +73,9 @@ class LocalStorage:
     def link(self, key: str, *, expires_at: int) -> str:
         return self.links.url_for(check_key(key), expires_at=expires_at)
 
+    def upload_link(self, key: str, *, expires_at: int) -> str | None:
+        return None
+
     def check(self) -> None:
         if not self.root.is_dir():
             raise StorageUnavailable(f"{self.root} is not a directory")

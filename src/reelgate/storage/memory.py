@@ -57,5 +57,8 @@ class MemoryStorage:
     def link(self, key: str, *, expires_at: int) -> str:
         return self.links.url_for(check_key(key), expires_at=expires_at)
 
+    def upload_link(self, key: str, *, expires_at: int) -> str | None:
+        return None
+
     def check(self) -> None:
         """Memory is always there."""

@@ -151,6 +151,15 @@ class S3Storage:
             ExpiresIn=max(1, expires_in),
         )
 
+    def upload_link(self, key: str, *, expires_at: int) -> str | None:
+        if not self.presigned:
+            return None  # the bucket stays private to the network: uploads go through the API
+        return self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": self.object_key(check_key(key)), **_content_type(key)},
+            ExpiresIn=max(1, min(PRESIGNED_MAX_S, expires_at - int(time.time()))),
+        )
+
     def check(self) -> None:
         endpoint = self.client.meta.endpoint_url
         try:
