@@ -40,6 +40,7 @@ from reelgate.storage.base import Storage
 from reelgate.storage.links import LinkSigner
 from reelgate.storage.local import LocalStorage
 from reelgate.tasks import callbacks, settlement
+from reelgate.tasks.events import TaskWatcher
 from reelgate.webhooks.delivery import CallbackPayload, Deliverer
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -91,6 +92,11 @@ class Resources:
     pricing: PricingSource
     limiter: RateLimiter
     relays: RelayRuntime = field(default_factory=RelayRuntime)
+    # The process's one reader of the tasks that event streams follow (tasks/events.py).
+    task_watcher: TaskWatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task_watcher = TaskWatcher(self.db, self.settings)
 
     @classmethod
     def build(
@@ -175,6 +181,7 @@ class Resources:
         return bytes(generate_latest(self.metrics.registry))
 
     async def close(self) -> None:
+        await self.task_watcher.aclose()
         await self.limiter.aclose()
         await self.egress.aclose()
         await self.callback_egress.aclose()

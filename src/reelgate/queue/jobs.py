@@ -18,19 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reelgate.backoff import Backoff
+from reelgate.db.notify import notify
 from reelgate.egress.client import EgressClient
 from reelgate.engines.base import Engine, EngineResult, Job, JobCancelled, raise_if_cancelled
 from reelgate.engines.relay.base import RelayEngine, RetryLater, UpstreamRecord
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.framing import nearest_aspect_ratio
 from reelgate.media.images import DecodedImage, ImageRejected, decode_image, load_image
+from reelgate.media.video import VideoProbeError, write_poster
+from reelgate.queue import TASK_EVENTS_CHANNEL, terminal
 from reelgate.queue import repository as queue_repo
-from reelgate.queue import terminal
 from reelgate.queue.context import QueueResources
 from reelgate.queue.repository import Fence
 from reelgate.queue.states import TaskStatus
 from reelgate.storage.base import ObjectMissing, read_object
-from reelgate.storage.keys import stored_key, video_key
+from reelgate.storage.keys import poster_key, stored_key, video_key
 
 log = logging.getLogger(__name__)
 
@@ -208,20 +210,27 @@ async def _heartbeat_loop(
     interval_s = min(settings.lease_s / 3, 1.0)
     # The first beat also records the aspect ratio the job resolved (it may have come from the image).
     extra: dict[str, object] | None = {"aspect_ratio": aspect_ratio}
+    published = 0  # the claim wrote progress 0
     while True:
         try:
+            # 99 at most: 100 means completed, and only the completing write may say so.
+            progress = min(99, int(ctx.fraction * 100))
             async with resources.db.transaction() as session:
                 alive = await queue_repo.heartbeat(
                     session,
                     claimed.id,
                     claimed.fence,
                     lease_s=settings.lease_s,
-                    # 99 at most: 100 means completed, and only the completing write may say so.
-                    progress=min(99, int(ctx.fraction * 100)),
+                    progress=progress,
                     estimated_time_s=_estimate_left_s(ctx, started, claimed.estimate_s),
                     now=time.time(),
                     extra=extra,
                 )
+                if alive and progress != published:
+                    # Only a beat that moved the progress wakes the event streams: most beats just renew.
+                    await notify(session, TASK_EVENTS_CHANNEL, claimed.id)
+            if alive:
+                published = progress
             extra = None
             if not alive:
                 ctx.stop.set()
@@ -232,8 +241,24 @@ async def _heartbeat_loop(
         await asyncio.sleep(interval_s)
 
 
+async def _store_poster(resources: QueueResources, claimed: ClaimedTask, result: EngineResult) -> str | None:
+    """The poster of the finished video, stored beside it; None (and the task still completes) if it cannot be
+    made: a poster is a convenience, the video is the result."""
+    key = poster_key(claimed.id, claimed.fence.attempt)
+    path = result.video_path.with_name("poster.jpg")
+    middle_s = result.frames / result.fps / 2 if result.fps > 0 else 0.0
+    try:
+        await asyncio.to_thread(write_poster, result.video_path, path, at_s=middle_s)
+        await asyncio.to_thread(resources.storage.put_file, key, path)
+    except (VideoProbeError, OSError):
+        log.warning("no poster for this video", exc_info=True)
+        return None
+    return key
+
+
 async def _store_and_complete(resources: QueueResources, claimed: ClaimedTask, result: EngineResult) -> None:
     key = video_key(claimed.id, claimed.fence.attempt)
+    poster = await _store_poster(resources, claimed, result)
     await asyncio.to_thread(resources.storage.put_file, key, result.video_path)
     info: dict[str, object] = {
         "width": result.width,
@@ -244,10 +269,18 @@ async def _store_and_complete(resources: QueueResources, claimed: ClaimedTask, r
     }
     async with resources.db.transaction() as session:
         won = await terminal.complete(
-            session, resources.task_ended, claimed.id, fence=claimed.fence, result_key=key, result_info=info
+            session,
+            resources.task_ended,
+            claimed.id,
+            fence=claimed.fence,
+            result_key=key,
+            result_info=info,
+            poster_key=poster,
         )
     if won is None:
-        await asyncio.to_thread(resources.storage.delete, key)
+        for stored in (key, poster):
+            if stored is not None:
+                await asyncio.to_thread(resources.storage.delete, stored)
         log.warning("finished but the lease was lost; result discarded", extra={"attempt": claimed.fence.attempt})
         return
     await terminal.discard_losing_videos(resources.storage, won)
@@ -276,6 +309,8 @@ async def _defer(resources: QueueResources, claimed: ClaimedTask, later: RetryLa
     now = time.time()
     async with resources.db.transaction() as session:
         deferred = await queue_repo.defer(session, claimed.id, claimed.fence, available_at=now + later.delay_s, now=now)
+        if deferred:
+            await notify(session, TASK_EVENTS_CHANNEL, claimed.id)
     if deferred:
         log.warning("upstream busy; task back to pending", extra={"reason": later.reason, "delay_s": later.delay_s})
 
@@ -296,5 +331,7 @@ async def _retry_or_fail(resources: QueueResources, claimed: ClaimedTask) -> Non
         requeued = await queue_repo.retry_later(
             session, claimed.id, claimed.fence, available_at=now + backoff_s, now=now
         )
+        if requeued:
+            await notify(session, TASK_EVENTS_CHANNEL, claimed.id)
     if requeued:
         log.warning("attempt failed; retrying later", extra={"attempt": attempt, "backoff_s": backoff_s})
