@@ -56,7 +56,7 @@ def progress_of(task: Task) -> TaskProgress:
     return TaskProgress(task.id, task.status, task.progress, task.estimated_time_s, task.attempt)
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: each stream is its own subscriber
 class Subscription:
     """One stream's view of its task: the latest state the watcher read, and the full row once it ended."""
 
