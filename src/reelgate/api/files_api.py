@@ -56,7 +56,7 @@ async def upload_stream(
     caller: CurrentCaller,
     resources: ResourcesDep,
     file: Annotated[UploadFile, File(description="The image: JPEG, PNG or WebP, up to 10 MB")],
-    upload_path: Annotated[str | None, Form(alias="uploadPath", pattern=UPLOAD_PATH_PATTERN)] = None,
+    upload_path: Annotated[str | None, Form(alias="uploadPath", max_length=255, pattern=UPLOAD_PATH_PATTERN)] = None,
     file_name: Annotated[str | None, Form(alias="fileName", min_length=1, max_length=255)] = None,
 ) -> Wrapped[UploadedFileData]:
     data = await service.upload_stream(

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Where the vendor's file client sends its requests (its own base URL, here the same server).
 FILES_API_PREFIX = "/api/v1/files"
-UPLOAD_PATH_PATTERN = r"^[A-Za-z0-9._/-]{0,255}$"
+# Slash-separated names, none starting with a dot (no `..`, no hidden names): a label, but one that could be
+# used as a path one day without harm.
+UPLOAD_PATH_PATTERN = r"^$|^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*/?$"
 MAX_NAME_CHARS = 255
 MAX_PAGE_SIZE = 100
 
@@ -31,7 +33,9 @@ class Base64Upload(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     base64_data: str = Field(min_length=1, description="Raw base64, or a data: URL (data:image/png;base64,...)")
-    upload_path: str | None = Field(None, pattern=UPLOAD_PATH_PATTERN, description="A subdirectory (a label here)")
+    upload_path: str | None = Field(
+        None, max_length=MAX_NAME_CHARS, pattern=UPLOAD_PATH_PATTERN, description="A subdirectory (a label here)"
+    )
     file_name: str | None = Field(None, min_length=1, max_length=MAX_NAME_CHARS, description="A custom file name")
 
 
@@ -39,7 +43,9 @@ class UrlUpload(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     file_url: str = Field(min_length=1, max_length=2048, description="An http(s) URL the server downloads")
-    upload_path: str | None = Field(None, pattern=UPLOAD_PATH_PATTERN, description="A subdirectory (a label here)")
+    upload_path: str | None = Field(
+        None, max_length=MAX_NAME_CHARS, pattern=UPLOAD_PATH_PATTERN, description="A subdirectory (a label here)"
+    )
     file_name: str | None = Field(None, min_length=1, max_length=MAX_NAME_CHARS, description="A custom file name")
 
 

@@ -84,9 +84,7 @@ def check_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int) -> 
         raise ApiError(400, f"{param}: the file is empty", param=param)
     if len(data) > max_bytes:
         raise ApiError(
-            400,
-            f"{param}: the file is {len(data)} bytes; the video API accepts images up to {max_bytes} bytes",
-            param=param,
+            400, f"{param}: the file is {len(data)} bytes, over the video API's limit of {max_bytes} bytes", param=param
         )
     try:
         inspect_image(data, max_pixels=max_pixels, param=param).close()
@@ -116,9 +114,7 @@ def read_limited(source: BinaryIO, max_bytes: int, *, param: str) -> bytes:
     """At most `max_bytes` of a multipart part; one byte more is enough to know it is too large."""
     data = source.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ApiError(
-            400, f"{param}: the file is larger than {max_bytes} bytes, the video API's limit per image", param=param
-        )
+        raise ApiError(400, f"{param}: the file is larger than the video API's limit of {max_bytes} bytes", param=param)
     return data
 
 
@@ -251,10 +247,9 @@ async def upload_url(
             file_url, max_bytes=settings.max_image_bytes, timeout_s=settings.image_fetch_timeout_s
         )
     except TooLargeError:
+        limit = settings.max_image_bytes
         raise ApiError(
-            400,
-            f"{param}: the file is larger than {settings.max_image_bytes} bytes, the video API's limit",
-            param=param,
+            400, f"{param}: the file is larger than the video API's limit of {limit} bytes", param=param
         ) from None
     except EgressError as exc:
         raise ApiError(400, f"{param}: could not be downloaded: {exc.message}", param=param) from None
