@@ -99,9 +99,10 @@ def test_the_stream_refuses_like_the_query(slow_settings: Settings) -> None:
             answer = client.get(path, headers=headers)
             assert answer.status_code == status, (path, answer.text)
             assert answer.json()["error"].get("param") == param
-        assert client.get(f"/v1/tasks/{task_id}", headers=auth(other)).json() == client.get(
-            f"/v1/tasks/{task_id}/events", headers=auth(other)
-        ).json()
+        assert (
+            client.get(f"/v1/tasks/{task_id}", headers=auth(other)).json()
+            == client.get(f"/v1/tasks/{task_id}/events", headers=auth(other)).json()
+        )
 
 
 def _cancel_soon(client: TestClient, key: str, task_id: str, after: threading.Event) -> threading.Thread:
