@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from reelgate.cli.common import console, err, fail
 from reelgate.config import DEFAULT_MODEL
@@ -156,7 +156,9 @@ def tasks_list(
             json.dumps({"data": [t.raw for t in page.data], "has_more": page.has_more, "next_cursor": page.next_cursor})
         )
         return
-    table = Table("id", "status", "progress", "model", "created")
+    table = Table("status", "progress", "model", "created")
+    # An id is copied into the next command: it must never wrap.
+    table.columns.insert(0, Column("id", no_wrap=True))
     for task in page.data:
         table.add_row(task.id, task.status, f"{task.progress}%", task.model, str(task.created))
     console.print(table)
