@@ -5,10 +5,10 @@ one run.
 
     .venv/bin/python bench/event_streams.py [--tasks 16] [--streams 200] [--rounds 2] [--quick]
 
-Figures: a task's processing time (`finished_at - started_at`, written by the worker's own claim and finish)
-and the batch's wall time (first create to last finish), each with the ratio streams/baseline. The streams'
-client runs in this process, on the same 2 cores: its cost is counted against the streams, as it would be on
-a machine serving them.
+Figures: a task's processing time (`finished_at - started_at`, written by the worker's own claim and finish),
+the batch's wall time (first create to last finish) and the server process's CPU time over the batch, each
+with the ratio streams/baseline. The streams' client runs in this process, on the same 2 cores: its CPU is not
+in the server's figure, but it competes with the server for the cores, as any other load on the machine would.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import argparse
 import asyncio
 import base64
 import io
+import os
 import statistics
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -89,13 +91,22 @@ async def _follow(client: httpx.AsyncClient, task_id: str) -> int:
     return events
 
 
-async def batch(settings: Settings, base_url: str, key: str, tasks: int, streams: int) -> dict[str, float]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def batch(
+    settings: Settings, base_url: str, key: str, tasks: int, streams: int, server_pid: int
+) -> dict[str, float]:
     limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
     timeout = httpx.Timeout(60, read=120)
     async with httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=timeout
     ) as client:
         started = time.time()
+        cpu_before = cpu_s(server_pid)
         ids = []
         for _ in range(tasks):
             response = await client.post("/v1/videos/generations", json=BODY)
@@ -107,6 +118,7 @@ async def batch(settings: Settings, base_url: str, key: str, tasks: int, streams
             await asyncio.sleep(0.2)
             rows = await _finished(settings, ids)
         delivered = await asyncio.gather(*followers)
+        cpu = cpu_s(server_pid) - cpu_before
     failed = [row.id for row in rows if row.status != "completed"]
     if failed:
         raise RuntimeError(f"tasks failed: {failed}")
@@ -115,6 +127,7 @@ async def batch(settings: Settings, base_url: str, key: str, tasks: int, streams
         "p50_s": percentile(processing, 50),
         "mean_s": statistics.fmean(processing),
         "wall_s": max(row.finished_at or 0 for row in rows) - started,
+        "cpu_s": cpu,
         "events": float(sum(delivered)),
         "streams_ended": float(sum(1 for d in delivered if d > 0)),
     }
@@ -141,10 +154,10 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"baseline": [], "streams": []}
     try:
         wait_ready(f"{base_url}/readyz")
-        asyncio.run(batch(settings, base_url, key, 2, 0))  # warm-up
+        asyncio.run(batch(settings, base_url, key, 2, 0, server.pid))  # warm-up
         for _ in range(options.rounds):
-            results["baseline"].append(asyncio.run(batch(settings, base_url, key, options.tasks, 0)))
-            results["streams"].append(asyncio.run(batch(settings, base_url, key, options.tasks, options.streams)))
+            for mode, streams in (("baseline", 0), ("streams", options.streams)):
+                results[mode].append(asyncio.run(batch(settings, base_url, key, options.tasks, streams, server.pid)))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -159,7 +172,7 @@ def main() -> None:
     for mode, label in (("baseline", "no streams"), ("streams", f"{options.streams} streams")):
         print(
             f"  {label:12} processing p50 {mean(mode, 'p50_s'):6.3f} s  mean {mean(mode, 'mean_s'):6.3f} s  "
-            f"batch wall {mean(mode, 'wall_s'):6.2f} s"
+            f"batch wall {mean(mode, 'wall_s'):6.2f} s  server CPU {mean(mode, 'cpu_s'):6.2f} s"
         )
     streamed = results["streams"]
     print(
@@ -168,6 +181,7 @@ def main() -> None:
     )
     print(f"  ratio processing p50 streams/baseline = {mean('streams', 'p50_s') / mean('baseline', 'p50_s'):.2f}")
     print(f"  ratio batch wall streams/baseline = {mean('streams', 'wall_s') / mean('baseline', 'wall_s'):.2f}")
+    print(f"  ratio server CPU streams/baseline = {mean('streams', 'cpu_s') / mean('baseline', 'cpu_s'):.2f}")
 
 
 if __name__ == "__main__":
