@@ -38,8 +38,8 @@ test: install install-gpu
 	$(BIN)/python -m pytest
 
 lint: install install-gpu
-	$(BIN)/ruff check src tests bench docs/hooks clients/python
-	$(BIN)/ruff format --check src tests bench docs/hooks clients/python
+	$(BIN)/ruff check src tests bench docs/hooks clients/python/src
+	$(BIN)/ruff format --check src tests bench docs/hooks clients/python/src
 	$(BIN)/mypy
 	$(BIN)/mypy --strict clients/python/src
 	$(BIN)/mkdocs build --strict --site-dir $(VENV)/site
