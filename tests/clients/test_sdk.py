@@ -4,6 +4,7 @@ from a real answer; the retry of a real 429 after its Retry-After; `webhooks.ver
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -242,10 +243,15 @@ def test_a_real_429_is_retried_after_its_retry_after(live: LiveServer) -> None:
         second = client.videos.create(model=DEFAULT_MODEL, prompt="zoom", image_urls=[live.images.url("image.png")])
     live.images.hold_s = 3.0
     assert second.status == "pending"
-    (_, first_status, _, first_key), (refused_at, refused, retry_after, key1), (retried_at, status, _, key2) = seen
-    assert (first_status, refused, retry_after, status) == (200, 429, "5", 200)
-    assert key1 == key2 and key1 != first_key  # one Idempotency-Key per create, the same on its retry
-    assert retried_at - refused_at >= 5  # it waited as long as the server said
+    (_, first_status, _, first_key), *retries = seen
+    assert first_status == 200 and len(retries) >= 2
+    # Refused while the first task runs (a slow machine may refuse more than once), then let through.
+    assert [status for _, status, _, _ in retries[:-1]] == [429] * (len(retries) - 1) and retries[-1][1] == 200
+    assert all(retry_after == "5" for _, _, retry_after, _ in retries[:-1])
+    # One Idempotency-Key per create, the same on each of its retries.
+    assert len({key_header for *_, key_header in retries}) == 1 and retries[0][3] != first_key
+    # Each retry waited as long as the server said.
+    assert all(later[0] - earlier[0] >= 5 for earlier, later in itertools.pairwise(retries))
 
 
 def test_verify_a_real_callback(live: LiveServer) -> None:

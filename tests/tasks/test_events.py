@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -228,7 +228,7 @@ def test_many_streams_over_http_cost_one_query_per_tick(tmp_path: Path, sqlite_b
         statements = _count_reads(resources)
         reads_before = watcher.reads
         while watcher.reads < reads_before + 10:
-            asyncio.run(asyncio.sleep(0.02))
+            time.sleep(0.02)
         ticks = watcher.reads - reads_before
         queries = len(statements)
         for task_id in ids:
