@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 
 from reelgate import __version__
 from reelgate.accounts.admin_token import weakness
-from reelgate.api import account, admin, callbacks, files, ops, tasks
+from reelgate.api import account, admin, callbacks, files, files_api, ops, tasks
 from reelgate.api.docs import install_docs
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
 from reelgate.api.middleware import RateLimitHeaders, RequestMetrics
@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     app.include_router(tasks.router)
     app.include_router(callbacks.router)
     app.include_router(files.router)
+    app.include_router(files_api.router)
     app.include_router(ops.router)
     app.include_router(account.router)
     if settings.admin_token:
