@@ -11,10 +11,12 @@ PORT ?= 8000
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The SDK, its own distribution: the suite tests it against a live server, and `reelgate submit` uses it.
+	$(BIN)/python -m pip install --quiet -e clients/python
 	@touch $(STAMP)
 
 # The GPU engines' libraries (torch, diffusers) and RIFE's weights: the suite runs them on CPU (tiny models).
@@ -36,8 +38,10 @@ test: install install-gpu
 	$(BIN)/python -m pytest
 
 lint: install install-gpu
-	$(BIN)/ruff check src tests bench docs/hooks
+	$(BIN)/ruff check src tests bench docs/hooks clients/python/src
+	$(BIN)/ruff format --check src tests bench docs/hooks clients/python/src
 	$(BIN)/mypy
+	$(BIN)/mypy --strict clients/python/src
 	$(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 
 check: lint test

@@ -16,7 +16,7 @@ from pathlib import Path
 # other (the one on the left may import the ones on its right).
 LAYERS: list[list[str]] = [
     ["cli", "app", "api", "resources"],  # entry points, and the one place that wires everything
-    ["tasks", "accounts", "webhooks"],  # domain services, each the owner of its tables' SQL
+    ["tasks", "files", "accounts", "webhooks"],  # domain services, each the owner of its tables' SQL
     ["queue"],  # claims, leases, heartbeats, fenced worker writes, retries, the job runner
     ["engines", "media", "egress", "storage"],  # what does the work and talks to the outside
     ["background", "db", "backoff", "metrics", "logs", "errors", "config"],  # the ground floor

@@ -12,6 +12,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 import yaml
+from reelgate_client._core import ENV_API_KEY, ENV_BASE_URL
 
 from reelgate.config import Settings
 
@@ -21,6 +22,8 @@ PAGE = REPO_ROOT / "docs" / "configuration.md"
 
 # Environment variables of the test suite, not of the service (tests/conftest.py).
 TEST_ONLY = {"REELGATE_TEST_POSTGRES_URL", "REELGATE_TEST_REDIS_URL", "REELGATE_REQUIRE_SERVICES"}
+# Environment variables of the Python SDK and the remote CLI (clients/python), not of the service.
+CLIENT_ONLY = {ENV_API_KEY, ENV_BASE_URL}
 
 
 def _load_hook() -> ModuleType:
@@ -77,7 +80,7 @@ def test_mkdocs_runs_the_hook() -> None:
 
 
 def test_docs_name_only_settings_that_exist() -> None:
-    known = {f"REELGATE_{name.upper()}" for name in Settings.model_fields} | TEST_ONLY
+    known = {f"REELGATE_{name.upper()}" for name in Settings.model_fields} | TEST_ONLY | CLIENT_ONLY
     sources = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
     unknown: dict[str, set[str]] = {}
     for source in sources:

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 
 from reelgate import __version__
 from reelgate.accounts.admin_token import weakness
-from reelgate.api import account, admin, callbacks, files, ops, tasks
+from reelgate.api import account, admin, callbacks, files, files_api, ops, tasks
 from reelgate.api import workers as worker_routes
 from reelgate.api.docs import install_docs
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     app.include_router(tasks.router)
     app.include_router(callbacks.router)
     app.include_router(files.router)
+    app.include_router(files_api.router)
     app.include_router(ops.router)
     app.include_router(account.router)
     app.include_router(worker_routes.router)
@@ -99,7 +100,7 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        larger=[(worker_routes.VIDEO_ROUTE.replace("{task_id}", "[^/]+"), settings.max_video_bytes)],
+        larger=[(worker_routes.UPLOAD_PATHS, settings.max_video_bytes)],
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

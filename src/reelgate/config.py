@@ -277,7 +277,17 @@ class Settings(BaseSettings):
     default_user_group: str = Field("default", description="User group of new accounts made by `keys create`.")
 
     # Per-key limits where neither the key nor its group's pricing entry sets one.
-    default_rpm: int = Field(6000, ge=1, description="Requests per minute of a key whose key and group set none.")
+    default_rpm: int = Field(
+        6000,
+        ge=1,
+        description="Writes (creates, cancels, uploads, deletes) per minute of a key whose key and group set none.",
+    )
+    default_read_rpm: int = Field(
+        1200,
+        ge=1,
+        description="Reads (every `GET`: task, list, events, files, account) per minute of a key whose key and "
+        "group set none; counted apart from the writes, so polling never spends a key's creates.",
+    )
     default_max_concurrent: int = Field(
         0, ge=0, description="Unfinished tasks of a key whose key and group set none; 0 = no limit."
     )
@@ -294,6 +304,27 @@ class Settings(BaseSettings):
         repr=False,
         description="Bearer token of the admin API (`/admin/v1/...`); empty = no admin API. A weak one (under "
         "32 characters, under 10 different ones, a repeated pattern) refuses the start.",
+    )
+
+    # Uploaded files (docs: files.md), the vendor's file-hosting API served here.
+    file_ttl_s: int = Field(
+        72 * 3600, gt=0, description="Life of an uploaded file and its links; after it a sweep deletes it."
+    )
+    default_max_files: int = Field(
+        100,
+        ge=0,
+        description="Unexpired uploaded files an account may hold where its group's pricing entry sets none.",
+    )
+
+    # The event stream of a task (docs: events.md).
+    events_poll_interval_s: float = Field(
+        0.5,
+        gt=0,
+        description="How often the process's one watcher reads every streamed task (one query for all of them); "
+        "on PostgreSQL notifications wake it at once and this is the safety net.",
+    )
+    events_heartbeat_s: float = Field(
+        15.0, gt=0, description="A comment line sent on an idle event stream this often, so proxies keep it open."
     )
 
     # The motion engine (docs: engines/motion.md).

@@ -42,6 +42,7 @@ from reelgate.storage.base import Storage, StorageUnavailable
 from reelgate.storage.factory import build_storage
 from reelgate.storage.links import LinkSigner
 from reelgate.tasks import callbacks, settlement
+from reelgate.tasks.events import TaskWatcher
 from reelgate.webhooks.delivery import CallbackPayload, Deliverer
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -94,6 +95,11 @@ class Resources:
     limiter: RateLimiter
     live_engines: LiveEngines
     relays: RelayRuntime = field(default_factory=RelayRuntime)
+    # The process's one reader of the tasks that event streams follow (tasks/events.py).
+    task_watcher: TaskWatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task_watcher = TaskWatcher(self.db, self.settings)
 
     @classmethod
     def build(
@@ -209,6 +215,7 @@ class Resources:
         return bytes(generate_latest(self.metrics.registry))
 
     async def close(self) -> None:
+        await self.task_watcher.aclose()
         await self.relays.flush()
         await self.relays.aclose()
         await self.limiter.aclose()

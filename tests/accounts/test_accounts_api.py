@@ -160,20 +160,31 @@ def test_pricing_file_rules_multiplier_and_hot_reload(tmp_path: Path, sqlite_bac
 
 def test_rate_limit_headers_rpm_and_concurrency(tmp_path: Path, sqlite_backend: Backend) -> None:
     with harness(_settings(tmp_path, sqlite_backend)) as h:
-        key, _ = h.new_key(credits=100, limits=KeyLimits(rpm_limit=4, max_concurrent=2))
-        answers = [
+        key, _ = h.new_key(credits=100, limits=KeyLimits(rpm_limit=4, max_concurrent=2, read_rpm_limit=2))
+        writes = [
             h.client.post("/v1/videos/generations", json=create_body(), headers=auth(key)),
             h.client.post("/v1/videos/generations", json=create_body(), headers=auth(key)),
             h.client.post("/v1/videos/generations", json=create_body(), headers=auth(key)),
+            h.client.post("/v1/tasks/task-unified-1-nothere0/cancel", headers=auth(key)),
+            h.client.post("/v1/videos/generations", json=create_body(), headers=auth(key)),
+        ]
+        assert [a.status_code for a in writes] == [200, 200, 429, 404, 429]
+        assert writes[2].json()["error"]["type"] == "rate_limit_error" and "Retry-After" in writes[2].headers
+        assert [a.headers["X-RateLimit-Remaining"] for a in writes] == ["3", "2", "1", "0", "0"]
+        assert all(a.headers["X-RateLimit-Limit"] == "4" for a in writes)
+        assert 0 < int(writes[4].headers["Retry-After"]) <= 60
+        assert 0 < int(writes[4].headers["X-RateLimit-Reset"]) <= 60
+        # Reads have their own bucket: the spent writes do not refuse them, and they spend no write.
+        reads = [
             h.client.get("/v1/tasks/task-unified-1-nothere0", headers=auth(key)),
             h.client.get("/v1/account", headers=auth(key)),
+            h.client.get("/v1/account", headers=auth(key)),
         ]
-        assert [a.status_code for a in answers] == [200, 200, 429, 404, 429]
-        assert answers[2].json()["error"]["type"] == "rate_limit_error" and "Retry-After" in answers[2].headers
-        assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["3", "2", "1", "0", "0"]
-        assert all(a.headers["X-RateLimit-Limit"] == "4" for a in answers)
-        assert 0 < int(answers[4].headers["Retry-After"]) <= 60
-        assert 0 < int(answers[4].headers["X-RateLimit-Reset"]) <= 60
+        assert [a.status_code for a in reads] == [404, 200, 429]
+        assert [a.headers["X-RateLimit-Remaining"] for a in reads] == ["1", "0", "0"]
+        assert all(a.headers["X-RateLimit-Limit"] == "2" for a in reads)
+        assert "reads per minute" in reads[2].json()["error"]["message"]
+        assert 0 < int(reads[2].headers["Retry-After"]) <= 60
 
 
 def test_memory_limiter_slides_its_window() -> None:
@@ -227,7 +238,7 @@ def test_redis_rate_limit_is_shared_by_two_api_processes(
     for base in bases:
         wait_until(lambda base=base: ready(base), 30, f"{base} to start")
     with harness(settings) as h:
-        key, _ = h.new_key(credits=1, limits=KeyLimits(rpm_limit=10))
+        key, _ = h.new_key(credits=1, limits=KeyLimits(read_rpm_limit=10))
     statuses = [httpx.get(f"{bases[i % 2]}/v1/account", headers=auth(key), timeout=10) for i in range(14)]
     assert [s.status_code for s in statuses].count(200) == 10
     assert [s.status_code for s in statuses].count(429) == 4

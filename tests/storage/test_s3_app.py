@@ -47,7 +47,12 @@ def _create(client: TestClient, key: str) -> str:
 
 
 def _stored_objects(task_id: str) -> list[str]:
-    return [f"{PREFIX}/inputs/{task_id}/0.jpeg", f"{PREFIX}/inputs/{task_id}/1.png", f"{PREFIX}/{task_id}-a1.mp4"]
+    return [
+        f"{PREFIX}/inputs/{task_id}/0.jpeg",
+        f"{PREFIX}/inputs/{task_id}/1.png",
+        f"{PREFIX}/{task_id}-a1.jpg",  # the poster
+        f"{PREFIX}/{task_id}-a1.mp4",
+    ]
 
 
 def test_proxy_links_stream_the_video_from_the_bucket_with_range(

@@ -50,7 +50,12 @@ def test_inline_images_are_stored_read_by_the_worker_and_purged(settings: Settin
         assert row.image_urls == [f"stored:inputs/{task_id}/0.jpeg", f"stored:inputs/{task_id}/1.png"]
         done = wait_done(client, key, task_id)[-1]
         assert done["status"] == "completed", done
-        assert _stored_files(settings) == [f"inputs/{task_id}/0.jpeg", f"inputs/{task_id}/1.png", f"{task_id}-a1.mp4"]
+        assert _stored_files(settings) == [
+            f"inputs/{task_id}/0.jpeg",
+            f"inputs/{task_id}/1.png",
+            f"{task_id}-a1.jpg",  # the poster
+            f"{task_id}-a1.mp4",
+        ]
         resources = client.app.state.resources  # type: ignore[attr-defined]
         later = time.time() + settings.result_ttl_s + 1
         assert client.portal.call(lambda: sweep_expired_results(resources, now=later)) == 1  # type: ignore[union-attr]

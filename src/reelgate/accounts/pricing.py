@@ -12,8 +12,10 @@ price = 4.0
 
 [groups.vip]                   # user groups: a price multiplier and per-key limits for the group's keys
 multiplier = 0.5
-rpm = 600
+rpm = 600                      # writes per minute (creates, cancels, uploads)
+read_rpm = 6000                # reads per minute (every GET)
 max_concurrent = 20
+max_files = 500                # uploaded files an account may hold
 ```
 
 A file that cannot be read or is invalid at start refuses the start; on reload it is logged and the previous
@@ -53,7 +55,10 @@ class GroupTerms(BaseModel):
     multiplier: float = Field(1.0, ge=0, allow_inf_nan=False)
     # Per-key limits for keys of this group that set none of their own; None = the service default.
     rpm: int | None = Field(None, ge=1)
+    read_rpm: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
+    # Unexpired uploaded files an account of this group may hold; None = the service default.
+    max_files: int | None = Field(None, ge=0)
 
 
 class PricingTable(BaseModel):

@@ -22,6 +22,7 @@ class KeyLimits:
     rpm_limit: int | None = None
     max_concurrent: int | None = None
     expires_at: float | None = None
+    read_rpm_limit: int | None = None
 
 
 def new_account_id() -> str:
@@ -64,6 +65,7 @@ async def insert_key(
         account_id=account_id,
         allowed_models=limits.allowed_models,
         rpm_limit=limits.rpm_limit,
+        read_rpm_limit=limits.read_rpm_limit,
         max_concurrent=limits.max_concurrent,
         expires_at=limits.expires_at,
     )

@@ -14,7 +14,8 @@ MAX_CREDITS = 1e12
 
 
 class LimitsView(BaseModel):
-    rpm: int | None = Field(None, description="Requests per minute of the key (sliding 60 s window)")
+    rpm: int | None = Field(None, description="Writes per minute of the key (sliding 60 s window)")
+    read_rpm: int | None = Field(None, description="Reads (GET) per minute of the key, counted apart from writes")
     max_concurrent: int | None = Field(None, description="Unfinished tasks at once; 0 = no limit")
 
 
@@ -85,6 +86,7 @@ class CreateKeyRequest(BaseModel):
     credits: float = Field(0, ge=0, le=MAX_CREDITS, allow_inf_nan=False)
     allowed_models: list[str] | None = Field(None, min_length=1, max_length=100)
     rpm: int | None = Field(None, ge=1, le=10**6)
+    read_rpm: int | None = Field(None, ge=1, le=10**6)
     max_concurrent: int | None = Field(None, ge=1, le=10**6)
     expires_at: int | None = Field(None, ge=0, le=10**11, description="Unix seconds")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,6 +52,12 @@ from reelgate.webhooks.signing import generate_secret
 log = logging.getLogger(__name__)
 
 INVALID_KEY_MESSAGE = "Invalid or expired token"
+_BUCKET_WORDS = {"write": "requests (creates and other writes)", "read": "reads"}
+
+
+# What a request spends: reads (every GET) have a bucket of their own, so a client polling its tasks never
+# spends the creates of its key (docs/accounts.md, Rate limits).
+Bucket = Literal["write", "read"]
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,24 @@ class EffectiveLimits:
     rpm: int
     # 0 = no limit on unfinished tasks.
     max_concurrent: int
+    read_rpm: int = 0
+
+    def per_minute(self, bucket: Bucket) -> int:
+        return self.read_rpm if bucket == "read" else self.rpm
 
 
 def effective_limits(key: ApiKey, account: Account, pricing: PricingTable, settings: Settings) -> EffectiveLimits:
     """The key's own limit, else its group's (pricing file), else the service default."""
     group = pricing.group(account.user_group)
     rpm = key.rpm_limit or group.rpm or settings.default_rpm
+    read_rpm = key.read_rpm_limit or group.read_rpm or settings.default_read_rpm
     concurrent = key.max_concurrent or group.max_concurrent or settings.default_max_concurrent
-    return EffectiveLimits(rpm=rpm, max_concurrent=concurrent)
+    return EffectiveLimits(rpm=rpm, max_concurrent=concurrent, read_rpm=read_rpm)
+
+
+def limiter_key(key_id: str, bucket: Bucket) -> str:
+    # Writes keep the key id itself, so the counters of a running deployment carry over an upgrade.
+    return key_id if bucket == "write" else f"{key_id}:read"
 
 
 @dataclass(frozen=True)
@@ -80,10 +96,17 @@ class Caller:
 
 
 async def authenticate(
-    db: Database, token: str | None, *, pricing: PricingTable, settings: Settings, limiter: RateLimiter
+    db: Database,
+    token: str | None,
+    *,
+    pricing: PricingTable,
+    settings: Settings,
+    limiter: RateLimiter,
+    bucket: Bucket = "write",
 ) -> Caller:
-    """The caller behind a bearer token, counted against its rate limit. Every failure to authenticate is the
-    same 401, so a caller learns nothing about which keys exist; over the limit is a 429 with Retry-After."""
+    """The caller behind a bearer token, counted against the rate limit of its `bucket` (the decision, and so
+    the X-RateLimit-* headers, are that bucket's). Every failure to authenticate is the same 401, so a caller
+    learns nothing about which keys exist; over the limit is a 429 with Retry-After."""
     if token is None:
         raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'")
     if is_worker_token(token):
@@ -101,7 +124,7 @@ async def authenticate(
         raise ApiError(401, INVALID_KEY_MESSAGE)
     limits = effective_limits(key, account, pricing, settings)
     try:
-        decision = await limiter.hit(key.id, limits.rpm)
+        decision = await limiter.hit(limiter_key(key.id, bucket), limits.per_minute(bucket))
     except Exception:
         # The shared counter (Redis) is down: refuse rather than let every key through unlimited.
         log.exception("rate limiter unavailable")
@@ -109,7 +132,7 @@ async def authenticate(
     if not decision.allowed:
         raise ApiError(
             429,
-            f"Rate limit exceeded: this key may make {decision.limit} requests per minute",
+            f"Rate limit exceeded: this key may make {decision.limit} {_BUCKET_WORDS[bucket]} per minute",
             fallback_suggestion=f"retry after {max(1, decision.reset_s)} seconds",
             headers=decision.headers(),
         )
@@ -188,6 +211,7 @@ async def create_key_view(session: AsyncSession, request: CreateKeyRequest) -> C
     limits = KeyLimits(
         allowed_models=request.allowed_models,
         rpm_limit=request.rpm,
+        read_rpm_limit=request.read_rpm,
         max_concurrent=request.max_concurrent,
         expires_at=float(request.expires_at) if request.expires_at is not None else None,
     )
@@ -330,6 +354,7 @@ def key_view(key: ApiKey, limits: EffectiveLimits | None = None, models: list[st
         expires_at=int(key.expires_at) if key.expires_at is not None else None,
         limits=LimitsView(
             rpm=limits.rpm if limits else key.rpm_limit,
+            read_rpm=limits.read_rpm if limits else key.read_rpm_limit,
             max_concurrent=limits.max_concurrent if limits else key.max_concurrent,
         ),
         created=int(key.created_at),

@@ -1,5 +1,7 @@
 """Bearer API keys as a dependency: every authenticated route gets the `Caller`, and every authenticated
-answer carries the X-RateLimit-* headers (api/middleware.py adds them from the decision left here)."""
+answer carries the X-RateLimit-* headers (api/middleware.py adds them from the decision left here).
+
+A `GET` is a read and spends the key's read bucket (`read_rpm`); every other method is a write (`rpm`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from reelgate.api.middleware import RATE_LIMIT_STATE
 from reelgate.db.models import ApiKey
 from reelgate.resources import Resources
 
+_READ_METHODS = frozenset({"GET", "HEAD"})
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 
 
@@ -32,6 +35,7 @@ async def current_caller(
         pricing=resources.pricing.current(),
         settings=resources.settings,
         limiter=resources.limiter,
+        bucket="read" if request.method in _READ_METHODS else "write",
     )
     setattr(request.state, RATE_LIMIT_STATE, caller.decision)
     return caller

@@ -16,12 +16,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelgate.errors import ApiError
+from reelgate.files.schemas import FILES_API_PREFIX
 
 log = logging.getLogger(__name__)
 
 
-def error_response(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.envelope(), status_code=error.status, headers=error.headers)
+def error_response(error: ApiError, path: str = "") -> JSONResponse:
+    """The contract's envelope; under the files API also the vendor's wrapper around it (`success: false`,
+    `code`, `msg`), which is what the vendor's file client reads."""
+    body: dict[str, object] = error.envelope()
+    if path == FILES_API_PREFIX or path.startswith(FILES_API_PREFIX + "/"):
+        body = {"success": False, "code": error.status, "msg": error.message, "data": None, **body}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
 def param_name(loc: Sequence[str | int]) -> str | None:
@@ -57,12 +63,12 @@ def validation_error(exc: RequestValidationError) -> ApiError:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -73,12 +79,14 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"Method {request.method} not allowed on {request.url.path}"
         else:
             message = str(exc.detail)
-        return error_response(ApiError(exc.status_code, message, headers=headers))
+        return error_response(ApiError(exc.status_code, message, headers=headers), request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
-        return error_response(ApiError(500, "Internal server error", fallback_suggestion="try again later"))
+        return error_response(
+            ApiError(500, "Internal server error", fallback_suggestion="try again later"), request.url.path
+        )
 
 
 class BodySizeLimit:
@@ -107,7 +115,7 @@ class BodySizeLimit:
                 except ValueError:
                     too_large = False
                 if too_large:
-                    await error_response(ApiError(413, message))(scope, receive, send)
+                    await error_response(ApiError(413, message), scope.get("path", ""))(scope, receive, send)
                     return
         received = 0
 

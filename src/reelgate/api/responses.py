@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from reelgate.tasks.schemas import ErrorResponse
+from pydantic import BaseModel
+
+from reelgate.tasks.schemas import ErrorBody, ErrorResponse
 
 _DESCRIPTIONS = {
     400: "Invalid request parameters",
@@ -26,3 +28,18 @@ _DESCRIPTIONS = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+class WrappedErrorResponse(BaseModel):
+    """An error of the files API: the vendor's wrapper (what its file client reads) around the contract's
+    envelope (what every other client of this server reads)."""
+
+    success: Literal[False] = False
+    code: int
+    msg: str
+    data: None = None
+    error: ErrorBody
+
+
+def wrapped_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": WrappedErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}

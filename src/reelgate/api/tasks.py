@@ -1,16 +1,20 @@
-"""Create, query, list and cancel tasks (docs/contract.md sections 1, 2, 6)."""
+"""Create, query, list and cancel tasks (docs/contract.md sections 1, 2, 6), and a task's event stream
+(docs/events.md)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from reelgate.api.auth import CurrentCaller, CurrentKey, ResourcesDep
 from reelgate.api.responses import errors
 from reelgate.api.strict import reject_unknown_query
-from reelgate.tasks import service
+from reelgate.tasks import events, service
 from reelgate.tasks.schemas import CreateVideoRequest, TaskList, TaskObject
 
 router = APIRouter(prefix="/v1", tags=["Video Generation"])
@@ -53,6 +57,47 @@ async def create_video_generation(
 )
 async def get_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> TaskObject:
     return await service.get_task(resources, key, task_id)
+
+
+# How long a client waits before reconnecting a dropped stream (the SSE `retry:` field); a resume with
+# Last-Event-ID then sends only what it missed.
+RECONNECT_MS = 3000
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    operation_id="streamTaskEvents",
+    summary="Follow a task as Server-Sent Events: progress and status changes, then the task object at its end",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream (docs/events.md)"},
+        **errors(400, 401, 404, 429, 500, 503),
+    },
+)
+async def stream_task_events(
+    request: Request,
+    task_id: str,
+    key: CurrentKey,
+    resources: ResourcesDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", max_length=64, description="The id of the last event received: resume after it"),
+    ] = None,
+) -> EventSourceResponse:
+    reject_unknown_query(request, allowed=())
+    stream = await events.open_stream(resources, key, task_id, last_event_id=last_event_id)
+
+    async def sse() -> AsyncIterator[ServerSentEvent]:
+        async for event in stream:
+            yield ServerSentEvent(
+                data=json.dumps(event.data, separators=(",", ":")), event=event.event, id=event.id, retry=RECONNECT_MS
+            )
+
+    return EventSourceResponse(
+        sse(),
+        ping=resources.settings.events_heartbeat_s,
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
+    )
 
 
 @router.get(

@@ -25,13 +25,17 @@ from reelgate.queue.remote_schemas import (
     Registered,
     RegisterRequest,
     RetryRequest,
+    StoredObject,
     TaskBeat,
+    UploadRequest,
     UploadTarget,
     UpstreamRequest,
     WorkerBeat,
 )
 
-VIDEO_ROUTE = "/worker/v1/tasks/{task_id}/video"
+UPLOAD_ROUTE = "/worker/v1/tasks/{task_id}/upload/{stored}"
+# The bodies that may be larger than REELGATE_MAX_BODY_MB (app.py's BodySizeLimit): uploads of videos and posters.
+UPLOAD_PATHS = r"/worker/v1/tasks/[^/]+/upload/(video|poster)"
 
 worker_bearer = HTTPBearer(auto_error=False, scheme_name="workerToken", description="Bearer rgw_... (a worker token)")
 
@@ -115,32 +119,33 @@ async def record_upstream(
 @router.post(
     "/tasks/{task_id}/upload",
     response_model=UploadTarget,
-    summary="Where to PUT this attempt's video (a presigned bucket URL, or the API)",
+    summary="Where to PUT this attempt's video or poster (a presigned bucket URL, or the API)",
     responses=_FENCED,
 )
 async def upload_target(
-    request: Request, task_id: str, body: Fenced, worker: CurrentWorker, resources: ResourcesDep
+    request: Request, task_id: str, body: UploadRequest, worker: CurrentWorker, resources: ResourcesDep
 ) -> UploadTarget:
     api_url = resources.settings.public_url or str(request.base_url)
     return await remote_leases.upload_target(resources, worker, task_id, body, api_url=api_url)
 
 
 @router.put(
-    VIDEO_ROUTE,
+    UPLOAD_ROUTE.removeprefix("/worker/v1"),
     status_code=204,
-    summary="Upload this attempt's video through the API (storage without presigned uploads)",
+    summary="Upload this attempt's video or poster through the API (storage without presigned uploads)",
     responses={**_FENCED, **errors(413)},
 )
-async def put_video(
+async def put_upload(
     request: Request,
     task_id: str,
+    stored: StoredObject,
     worker: CurrentWorker,
     resources: ResourcesDep,
     attempt: Annotated[int, Query(ge=1)],
     lease_owner: Annotated[str, Query(min_length=1, max_length=160)],
 ) -> Response:
     fence = Fenced(attempt=attempt, lease_owner=lease_owner)
-    await remote_leases.receive_video(resources, worker, task_id, fence, request.stream())
+    await remote_leases.receive_upload(resources, worker, task_id, stored, fence, request.stream())
     return Response(status_code=204)
 
 

@@ -29,7 +29,12 @@ def keys_create(
     credits: Annotated[float, typer.Option(help="Credits granted to the key's account", min=0)] = 0,
     group: Annotated[str | None, typer.Option(help="User group of a new account")] = None,
     models: Annotated[str | None, typer.Option(help="Comma-separated models the key may use (default: all)")] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute (default: the group's)", min=1)] = None,
+    rpm: Annotated[
+        int | None, typer.Option(help="Writes (creates, cancels, uploads) per minute (default: the group's)", min=1)
+    ] = None,
+    read_rpm: Annotated[
+        int | None, typer.Option(help="Reads (every GET) per minute (default: the group's)", min=1)
+    ] = None,
     max_concurrent: Annotated[
         int | None, typer.Option(help="Unfinished tasks at once (default: the group's)", min=1)
     ] = None,
@@ -55,7 +60,13 @@ def keys_create(
     from reelgate.accounts.repository import KeyLimits
     from reelgate.errors import ApiError
 
-    limits = KeyLimits(allowed_models=allowed, rpm_limit=rpm, max_concurrent=max_concurrent, expires_at=expires_at)
+    limits = KeyLimits(
+        allowed_models=allowed,
+        rpm_limit=rpm,
+        read_rpm_limit=read_rpm,
+        max_concurrent=max_concurrent,
+        expires_at=expires_at,
+    )
 
     async def work(db: Database) -> tuple[str, str, str]:
         try:
@@ -86,6 +97,7 @@ def keys_create(
                     "webhook_secret": webhook_secret,
                     "allowed_models": allowed,
                     "rpm": rpm,
+                    "read_rpm": read_rpm,
                     "max_concurrent": max_concurrent,
                     "expires_at": expires_at,
                 }

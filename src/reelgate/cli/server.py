@@ -45,8 +45,12 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="In-process jobs at once (default: one per core; 0 = API only)")
     ] = None,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate", help="Create or upgrade the database schema before serving")
+    ] = False,
 ) -> None:
-    """Serve the API, with in-process workers unless --workers 0."""
+    """Serve the API, with in-process workers unless --workers 0. A fresh embedded home (SQLite, no schema yet)
+    is migrated by itself; anything else needs `reelgate migrate` or --migrate."""
     import uvicorn
 
     from reelgate.app import create_app
@@ -59,6 +63,9 @@ def serve(
     concurrency = workers if workers is not None else (os.cpu_count() or 1)
     if concurrency < 0:
         raise fail("--workers must be 0 or more")
+    problem = asyncio.run(_prepare_schema(current, migrate_first=migrate_first))
+    if problem is not None:
+        raise fail(problem)
     try:
         pricing_source(current)
         asgi_app = create_app(current, workers=concurrency)
@@ -77,6 +84,27 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+async def _prepare_schema(current: Settings, *, migrate_first: bool) -> str | None:
+    """None once the schema is current. `pip install` + `reelgate serve` must just work, so a SQLite database
+    with no schema at all (a fresh embedded home) is migrated here; a shared PostgreSQL, or a database at an
+    older revision, is upgraded only when asked (other processes may still run the old code)."""
+    from reelgate.db import migrate as migrations
+    from reelgate.resources import database_for
+
+    db = database_for(current)
+    try:
+        if await migrations.is_current(db):
+            return None
+        fresh_embedded = current.is_sqlite and await migrations.current_revision(db) is None
+        if migrate_first or fresh_embedded:
+            await migrations.upgrade(db)
+            err.print(f"database migrated to revision {await migrations.current_revision(db)}")
+            return None
+        return "the database schema is not current: run 'reelgate migrate' first (or 'reelgate serve --migrate')"
+    finally:
+        await db.dispose()
 
 
 def worker(

@@ -60,6 +60,8 @@ class ApiKey(Base):
     # Limits of this key; None = all models / the group's limit (pricing file) / the service default.
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     rpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Reads (GET task, list, events, files) have a bucket of their own, so polling never spends creates.
+    read_rpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_concurrent: Mapped[int | None] = mapped_column(Integer, nullable=True)
     expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
@@ -143,6 +145,9 @@ class Task(Base):
     finished_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
     result_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # The completed video's poster (a small JPEG of a representative frame), stored per attempt like the video;
+    # None when the poster could not be made (the video is still served).
+    poster_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
     # What the engine says about how it served the task (method, size, frames), shown in task_info.
     result_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -171,6 +176,34 @@ class Task(Base):
         Index("ix_tasks_owner_created", "api_key_id", "created_at", "id"),
         Index("ix_tasks_finished", "finished_at"),
         Index("ix_tasks_purge", "purged", "finished_at"),
+    )
+
+
+class UploadedFile(Base):
+    """A file uploaded through the files API (`/api/v1/files/...`): an image kept in storage for a task's
+    `image_urls`, owned by an account (its quota) and gone after `expires_at`. A deleted or expired row stays
+    until its expiry passes, so a create naming it can say exactly why it cannot be used."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    storage_key: Mapped[str] = mapped_column(String(256))
+    file_name: Mapped[str] = mapped_column(String(255))
+    original_name: Mapped[str] = mapped_column(String(255))
+    upload_path: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)
+    deleted_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    # True once the stored object is deleted (after a delete or the expiry); the sweep looks only at the others.
+    purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    __table_args__ = (
+        Index("ix_files_account_created", "account_id", "created_at"),
+        Index("ix_files_purge", "purged", "expires_at"),
     )
 
 

@@ -58,11 +58,11 @@ class Wakeups:
                 loop.call_soon_threadsafe(wake.set)
 
 
-async def notify(session: AsyncSession, channel: str) -> None:
+async def notify(session: AsyncSession, channel: str, payload: str = "") -> None:
     """Wake the listeners of `channel` once the session's transaction commits: here and, on PostgreSQL, in
-    every other process."""
+    every other process (with `payload`, e.g. the id of the task that changed)."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+        await session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
     sync_session = session.sync_session
     wakeups: Wakeups | None = sync_session.info.get(WAKEUPS_INFO)
     if wakeups is None:
@@ -88,11 +88,23 @@ def _asyncpg_dsn(sqlalchemy_url: str) -> str:
     return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def listen(sqlalchemy_url: str, channel: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
-    """Set `wake` on every notification on `channel` until `stop`; reconnects after connection loss."""
+async def listen(
+    sqlalchemy_url: str,
+    channel: str,
+    wake: asyncio.Event,
+    stop: asyncio.Event,
+    *,
+    on_payload: Callable[[str], None] | None = None,
+    connected: Callable[[], None] | None = None,
+) -> None:
+    """Set `wake` on every notification on `channel` until `stop` (and hand its payload to `on_payload`, before
+    `wake` is set); reconnects after connection loss. `connected` is called each time the listener is (again)
+    in place: notifications sent while it was away are lost, so a caller may look for what it missed."""
     dsn = _asyncpg_dsn(sqlalchemy_url)
 
-    def on_notify(*_args: Any) -> None:
+    def on_notify(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if on_payload is not None:
+            on_payload(payload)
         wake.set()
 
     while not stop.is_set():
@@ -100,6 +112,8 @@ async def listen(sqlalchemy_url: str, channel: str, wake: asyncio.Event, stop: a
         try:
             connection = await asyncpg.connect(dsn)
             await connection.add_listener(channel, on_notify)
+            if connected is not None:
+                connected()
             lost = asyncio.Event()
             connection.add_termination_listener(lambda *_args, lost=lost: lost.set())
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]

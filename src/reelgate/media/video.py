@@ -8,6 +8,7 @@ we write, so a chatty or failing ffmpeg can never deadlock the writer.
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from typing import IO, Self
 import imageio_ffmpeg
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 RGBFrame = npt.NDArray[np.uint8]  # H x W x 3, RGB, uint8
 
@@ -291,3 +293,26 @@ def read_frames(path: Path) -> Iterator[RGBFrame]:
             yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
     finally:
         reader.close()
+
+
+POSTER_MAX_SIDE_PX = 640
+POSTER_JPEG_QUALITY = 85
+
+
+def write_poster(video: Path, poster: Path, *, at_s: float, max_side_px: int = POSTER_MAX_SIDE_PX) -> tuple[int, int]:
+    """A small JPEG of the frame at `at_s` (the middle of the video is its most representative frame: the
+    first frame is the input image, and the motion is most visible half way). Returns the poster's size.
+
+    ffmpeg seeks and decodes that one frame (as PNG on a pipe); Pillow scales it down and writes the JPEG."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{max(0.0, at_s):.3f}",
+           "-i", str(video), "-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "pipe:1"]  # fmt: skip
+    completed = subprocess.run(cmd, capture_output=True, check=False)
+    if completed.returncode != 0 or not completed.stdout:
+        tail = "\n".join(completed.stderr.decode(errors="replace").strip().splitlines()[-_STDERR_TAIL_LINES:])
+        raise VideoProbeError(f"cannot take a poster frame from {video} at {at_s:.2f} s:\n{tail}")
+    with Image.open(io.BytesIO(completed.stdout)) as frame:
+        image = frame.convert("RGB")
+    image.thumbnail((max_side_px, max_side_px), Image.Resampling.LANCZOS)
+    poster.parent.mkdir(parents=True, exist_ok=True)
+    image.save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY, optimize=True)
+    return image.size

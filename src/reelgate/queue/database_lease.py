@@ -7,24 +7,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reelgate.db.notify import notify
 from reelgate.engines.relay.base import UpstreamRecord
-from reelgate.queue import repository, terminal
+from reelgate.queue import TASK_EVENTS_CHANNEL, repository, terminal
 from reelgate.queue.context import QueueResources
 from reelgate.queue.lease import ClaimedTask
 from reelgate.queue.states import TaskStatus
 from reelgate.storage.base import read_object
-from reelgate.storage.keys import video_key
+from reelgate.storage.keys import poster_key, video_key
 
 
 class DatabaseLease:
     def __init__(self, resources: QueueResources, claimed: ClaimedTask) -> None:
         self.resources = resources
         self.claimed = claimed
+        self._published = 0  # the claim wrote progress 0
 
     async def heartbeat(self, *, progress: int, estimated_time_s: int, extra: dict[str, Any] | None) -> bool:
         settings = self.resources.settings
         async with self.resources.db.transaction() as session:
-            return await repository.heartbeat(
+            alive = await repository.heartbeat(
                 session,
                 self.claimed.id,
                 self.claimed.fence,
@@ -34,6 +36,12 @@ class DatabaseLease:
                 now=time.time(),
                 extra=extra,
             )
+            if alive and progress != self._published:
+                # Only a beat that moved the progress wakes the event streams: most beats just renew.
+                await notify(session, TASK_EVENTS_CHANNEL, self.claimed.id)
+        if alive:
+            self._published = progress
+        return alive
 
     async def read_stored_input(self, index: int, key: str) -> bytes:
         return await asyncio.to_thread(read_object, self.resources.storage, key)
@@ -48,10 +56,15 @@ class DatabaseLease:
         async with self.resources.db.read() as session:
             return await repository.was_cancelled(session, self.claimed.id)
 
-    async def complete(self, video: Path, info: dict[str, object]) -> bool:
+    async def complete(self, video: Path, poster: Path | None, info: dict[str, object]) -> bool:
         storage = self.resources.storage
-        # The key carries the attempt: a stale worker that lost its lease can never overwrite the winner's file.
-        key = video_key(self.claimed.id, self.claimed.fence.attempt)
+        attempt = self.claimed.fence.attempt
+        # The keys carry the attempt: a stale worker that lost its lease can never overwrite the winner's files.
+        key = video_key(self.claimed.id, attempt)
+        stored_poster = None
+        if poster is not None:
+            stored_poster = poster_key(self.claimed.id, attempt)
+            await asyncio.to_thread(storage.put_file, stored_poster, poster)
         await asyncio.to_thread(storage.put_file, key, video)
         async with self.resources.db.transaction() as session:
             won = await terminal.complete(
@@ -61,9 +74,12 @@ class DatabaseLease:
                 fence=self.claimed.fence,
                 result_key=key,
                 result_info=info,
+                poster_key=stored_poster,
             )
         if won is None:
-            await asyncio.to_thread(storage.delete, key)
+            for stored in (key, stored_poster):
+                if stored is not None:
+                    await asyncio.to_thread(storage.delete, stored)
             return False
         await terminal.discard_losing_videos(storage, won)
         return True
@@ -88,4 +104,7 @@ class DatabaseLease:
         now = time.time()
         write = repository.retry_later if spend_attempt else repository.defer
         async with self.resources.db.transaction() as session:
-            return await write(session, self.claimed.id, self.claimed.fence, available_at=now + delay_s, now=now)
+            requeued = await write(session, self.claimed.id, self.claimed.fence, available_at=now + delay_s, now=now)
+            if requeued:
+                await notify(session, TASK_EVENTS_CHANNEL, self.claimed.id)
+        return requeued

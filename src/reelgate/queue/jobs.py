@@ -25,6 +25,7 @@ from reelgate.engines.relay.base import RelayEngine, RetryLater, UpstreamRecord
 from reelgate.errors import TaskErrorCode, TaskFailure
 from reelgate.media.framing import nearest_aspect_ratio
 from reelgate.media.images import DecodedImage, ImageRejected, decode_image, load_image
+from reelgate.media.video import VideoProbeError, write_poster
 from reelgate.queue.context import JobResources
 from reelgate.queue.lease import Lease
 from reelgate.storage.base import ObjectMissing
@@ -202,6 +203,19 @@ async def _heartbeat_loop(
         await asyncio.sleep(interval_s)
 
 
+async def _make_poster(result: EngineResult) -> Path | None:
+    """The poster of the finished video (its middle frame); None (and the task still completes) if it cannot be
+    made: a poster is a convenience, the video is the result."""
+    path = result.video_path.with_name("poster.jpg")
+    middle_s = result.frames / result.fps / 2 if result.fps > 0 else 0.0
+    try:
+        await asyncio.to_thread(write_poster, result.video_path, path, at_s=middle_s)
+    except (VideoProbeError, OSError):
+        log.warning("no poster for this video", exc_info=True)
+        return None
+    return path
+
+
 async def _complete(resources: JobResources, lease: Lease, result: EngineResult) -> str:
     info: dict[str, object] = {
         "width": result.width,
@@ -211,7 +225,8 @@ async def _complete(resources: JobResources, lease: Lease, result: EngineResult)
         **result.info,
     }
     attempt = lease.claimed.fence.attempt
-    if not await lease.complete(result.video_path, info):
+    poster = await _make_poster(result)
+    if not await lease.complete(result.video_path, poster, info):
         log.warning("finished but the lease was lost; result discarded", extra={"attempt": attempt})
         return "cancelled"
     resources.metrics.tasks_finished.labels(lease.claimed.engine, "completed").inc()

@@ -81,9 +81,9 @@ class Lease(Protocol):
         """True if the task was cancelled by its owner (not merely re-leased after a lost lease)."""
         ...
 
-    async def complete(self, video: Path, info: dict[str, object]) -> bool:
-        """Store the video under this attempt's key, then end the task as completed; False (and the stored
-        video discarded) when the lease was lost first."""
+    async def complete(self, video: Path, poster: Path | None, info: dict[str, object]) -> bool:
+        """Store the video (and its poster, when one could be made) under this attempt's keys, then end the
+        task as completed; False (and what was stored discarded) when the lease was lost first."""
         ...
 
     async def fail(self, code: str, message: str) -> bool:

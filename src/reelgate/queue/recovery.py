@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.models import Task
+from reelgate.db.notify import notify
 from reelgate.errors import TaskErrorCode
-from reelgate.queue import repository, terminal
+from reelgate.queue import TASK_EVENTS_CHANNEL, repository, terminal
 from reelgate.queue.repository import Fence
 from reelgate.queue.states import TaskStatus
 
@@ -24,6 +25,8 @@ class Recovered:
 async def recover_expired(session: AsyncSession, on_ended: terminal.OnTaskEnded, *, now: float) -> Recovered:
     """Requeue what can be retried, fail what cannot."""
     requeued = await repository.requeue_expired(session, now=now)
+    for task_id in requeued:
+        await notify(session, TASK_EVENTS_CHANNEL, task_id)
     failed: list[Task] = []
     for task in await repository.expired_without_attempts(session, now=now):
         ended = await terminal.fail(

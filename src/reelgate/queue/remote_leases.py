@@ -18,12 +18,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from reelgate.db.models import Worker
+from reelgate.db.notify import notify
 from reelgate.engines.base import Availability
 from reelgate.engines.relay.base import UpstreamRecord
 from reelgate.errors import ApiError, TaskErrorCode
-from reelgate.queue import TASKS_CHANNEL, registry, repository, terminal
+from reelgate.queue import TASK_EVENTS_CHANNEL, TASKS_CHANNEL, registry, repository, terminal
 from reelgate.queue.context import QueueResources
 from reelgate.queue.lease import claimed_task
 from reelgate.queue.remote_schemas import (
@@ -40,7 +42,9 @@ from reelgate.queue.remote_schemas import (
     Registered,
     RegisterRequest,
     RetryRequest,
+    StoredObject,
     TaskBeat,
+    UploadRequest,
     UploadTarget,
     UpstreamRequest,
     UpstreamView,
@@ -48,7 +52,7 @@ from reelgate.queue.remote_schemas import (
 )
 from reelgate.queue.repository import Fence
 from reelgate.queue.states import TaskStatus
-from reelgate.storage.keys import stored_key, video_key
+from reelgate.storage.keys import poster_key, stored_key, video_key
 
 # A remote worker's links to its inputs and its upload outlive any lease renewal gap by far, but not the job.
 _LINK_S = 3600
@@ -157,6 +161,8 @@ async def _claim_now(resources: QueueResources, owner: str, engines: list[str], 
             task = await repository.claim(
                 session, engines=engines, owner=owner, lease_s=settings.lease_s, now=time.time()
             )
+            if task is not None:
+                await notify(session, TASK_EVENTS_CHANNEL, task.id)
         if task is None:
             break
         job = claimed_task(task, Fence(task.attempt, owner))
@@ -229,6 +235,8 @@ async def heartbeat_task(resources: QueueResources, worker: WorkerPass, task_id:
             extra=extra,
         )
         cancelled = not alive and await repository.was_cancelled(session, task_id)
+        if alive:
+            await notify(session, TASK_EVENTS_CHANNEL, task_id)
     return BeatAnswer(alive=alive, cancelled=cancelled)
 
 
@@ -243,27 +251,41 @@ async def record_upstream(
     return BeatAnswer(alive=alive)
 
 
+_CONTENT_TYPES: dict[StoredObject, str] = {"video": "video/mp4", "poster": "image/jpeg"}
+
+
+def _object_key(task_id: str, attempt: int, stored: StoredObject) -> str:
+    return video_key(task_id, attempt) if stored == "video" else poster_key(task_id, attempt)
+
+
 async def upload_target(
-    resources: QueueResources, worker: WorkerPass, task_id: str, call: Fenced, *, api_url: str
+    resources: QueueResources, worker: WorkerPass, task_id: str, call: UploadRequest, *, api_url: str
 ) -> UploadTarget:
-    """Where this attempt's video goes: straight to the bucket (a presigned PUT) where the storage allows it,
-    else to the API. Only while the lease holds, so a late worker never gets to upload."""
+    """Where this attempt's video (or poster) goes: straight to the bucket (a presigned PUT) where the storage
+    allows it, else to the API. Only while the lease holds, so a late worker never gets to upload."""
     fence = await _fence(resources, worker, call)
     await _require_lease(resources, task_id, fence)
     expires_at = int(time.time()) + _LINK_S
-    key = video_key(task_id, fence.attempt)
+    key = _object_key(task_id, fence.attempt, call.object)
+    headers = {"Content-Type": _CONTENT_TYPES[call.object]}
     presigned = await asyncio.to_thread(resources.storage.upload_link, key, expires_at=expires_at)
     if presigned is not None:
-        return UploadTarget(url=presigned, needs_token=False, expires_at=expires_at)
-    url = f"{api_url.rstrip('/')}/worker/v1/tasks/{task_id}/video?attempt={fence.attempt}&lease_owner={fence.owner}"
-    return UploadTarget(url=url, needs_token=True, expires_at=expires_at)
+        return UploadTarget(url=presigned, headers=headers, needs_token=False, expires_at=expires_at)
+    query = urlencode({"attempt": fence.attempt, "lease_owner": fence.owner})
+    url = f"{api_url.rstrip('/')}/worker/v1/tasks/{task_id}/upload/{call.object}?{query}"
+    return UploadTarget(url=url, headers=headers, needs_token=True, expires_at=expires_at)
 
 
-async def receive_video(
-    resources: QueueResources, worker: WorkerPass, task_id: str, call: Fenced, body: AsyncIterator[bytes]
+async def receive_upload(
+    resources: QueueResources,
+    worker: WorkerPass,
+    task_id: str,
+    stored: StoredObject,
+    call: Fenced,
+    body: AsyncIterator[bytes],
 ) -> None:
-    """A video uploaded through the API (storage without presigned uploads): spooled to a file, then stored
-    under the attempt's key, while the lease holds."""
+    """A video or poster uploaded through the API (storage without presigned uploads): spooled to a file,
+    then stored under the attempt's key, while the lease holds."""
     fence = await _fence(resources, worker, call)
     await _require_lease(resources, task_id, fence)
     descriptor, name = tempfile.mkstemp(dir=resources.scratch_root, suffix=".mp4")
@@ -272,7 +294,7 @@ async def receive_video(
         with os.fdopen(descriptor, "wb") as spool:
             async for chunk in body:
                 await asyncio.to_thread(spool.write, chunk)
-        await asyncio.to_thread(resources.storage.put_file, video_key(task_id, fence.attempt), spooled)
+        await asyncio.to_thread(resources.storage.put_file, _object_key(task_id, fence.attempt, stored), spooled)
     finally:
         await asyncio.to_thread(spooled.unlink, missing_ok=True)
 
@@ -283,12 +305,23 @@ async def complete(resources: QueueResources, worker: WorkerPass, task_id: str, 
     storage = resources.storage
     if not await asyncio.to_thread(storage.exists, key):
         raise ApiError(400, "No video was uploaded for this attempt: upload it first", param="attempt")
+    poster = poster_key(task_id, fence.attempt) if request.poster else None
+    if poster is not None and not await asyncio.to_thread(storage.exists, poster):
+        raise ApiError(400, "No poster was uploaded for this attempt", param="poster")
     async with resources.db.transaction() as session:
         won = await terminal.complete(
-            session, resources.task_ended, task_id, fence=fence, result_key=key, result_info=dict(request.info)
+            session,
+            resources.task_ended,
+            task_id,
+            fence=fence,
+            result_key=key,
+            result_info=dict(request.info),
+            poster_key=poster,
         )
     if won is None:
-        await asyncio.to_thread(storage.delete, key)
+        for stored in (key, poster):
+            if stored is not None:
+                await asyncio.to_thread(storage.delete, stored)
         raise ApiError(409, LEASE_LOST, param="lease_owner")
     await terminal.discard_losing_videos(storage, won)
     return Outcome(won=True)
@@ -322,6 +355,8 @@ async def retry(resources: QueueResources, worker: WorkerPass, task_id: str, req
     write = repository.retry_later if request.spend_attempt else repository.defer
     async with resources.db.transaction() as session:
         requeued = await write(session, task_id, fence, available_at=now + request.delay_s, now=now)
+        if requeued:
+            await notify(session, TASK_EVENTS_CHANNEL, task_id)
     if not requeued:
         raise ApiError(409, LEASE_LOST, param="lease_owner")
     return Outcome(won=True)

@@ -112,11 +112,18 @@ class UpstreamRequest(Fenced):
     upstream: UpstreamView
 
 
+StoredObject = Literal["video", "poster"]
+
+
+class UploadRequest(Fenced):
+    object: StoredObject = "video"
+
+
 class UploadTarget(BaseModel):
     method: Literal["PUT"] = "PUT"
     url: str
     # Headers the PUT must carry (a presigned URL is signed over its Content-Type).
-    headers: dict[str, str] = Field(default_factory=lambda: {"Content-Type": "video/mp4"})
+    headers: dict[str, str]
     # A presigned URL is the bucket's; an API URL needs the worker token like every worker call.
     needs_token: bool
     expires_at: float
@@ -125,6 +132,8 @@ class UploadTarget(BaseModel):
 class CompleteRequest(Fenced):
     # What the engine says about the video (width, height, frames, fps, method...), shown in task_info.
     info: dict[str, str | int | float | bool] = Field(max_length=64)
+    # Whether a poster was uploaded beside the video (a poster is a convenience: a video may have none).
+    poster: bool = False
 
 
 class FailRequest(Fenced):

@@ -206,14 +206,20 @@ class RemoteLease:
     async def was_cancelled(self) -> bool:
         return self._cancelled
 
-    async def complete(self, video: Path, info: dict[str, object]) -> bool:
+    async def complete(self, video: Path, poster: Path | None, info: dict[str, object]) -> bool:
         try:
-            target = UploadTarget.model_validate(await self.api.call("POST", self._path("upload"), json=self._fence()))
-            await self.api.upload(target, video)
-            await self.api.call("POST", self._path("complete"), json={**self._fence(), "info": info})
+            if poster is not None:
+                await self._upload("poster", poster)
+            await self._upload("video", video)
+            body = {**self._fence(), "info": info, "poster": poster is not None}
+            await self.api.call("POST", self._path("complete"), json=body)
         except LeaseGone:
             return False
         return True
+
+    async def _upload(self, stored: str, path: Path) -> None:
+        answer = await self.api.call("POST", self._path("upload"), json={**self._fence(), "object": stored})
+        await self.api.upload(UploadTarget.model_validate(answer), path)
 
     async def fail(self, code: str, message: str) -> bool:
         try:

@@ -227,6 +227,7 @@ async def mark_completed(
     result_key: str,
     result_info: dict[str, Any],
     now: float,
+    poster_key: str | None = None,
 ) -> Task | None:
     """Compare-and-set `processing` -> `completed` for the lease holder, capturing the hold."""
     result = await session.execute(
@@ -236,6 +237,7 @@ async def mark_completed(
             status=TaskStatus.COMPLETED,
             progress=100,
             result_key=result_key,
+            poster_key=poster_key,
             result_info=result_info,
             credits_state=CreditsState.CAPTURED,
             **_ended(now),

@@ -15,11 +15,12 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.models import Task
-from reelgate.queue import repository
+from reelgate.db.notify import notify
+from reelgate.queue import TASK_EVENTS_CHANNEL, repository
 from reelgate.queue.repository import Fence
 from reelgate.queue.states import TaskStatus
 from reelgate.storage.base import Storage
-from reelgate.storage.keys import attempt_video_keys
+from reelgate.storage.keys import attempt_poster_keys, attempt_video_keys
 
 
 class OnTaskEnded(Protocol):
@@ -34,14 +35,16 @@ async def complete(
     fence: Fence,
     result_key: str,
     result_info: dict[str, Any],
+    poster_key: str | None = None,
 ) -> Task | None:
     """End a task as completed (its hold captured); None if the lease was lost."""
     now = time.time()
     won = await repository.mark_completed(
-        session, task_id, fence=fence, result_key=result_key, result_info=result_info, now=now
+        session, task_id, fence=fence, result_key=result_key, result_info=result_info, now=now, poster_key=poster_key
     )
     if won is not None:
         await on_ended(session, won, now)
+        await notify(session, TASK_EVENTS_CHANNEL, task_id)
     return won
 
 
@@ -71,13 +74,15 @@ async def fail(
     )
     if won is not None:
         await on_ended(session, won, now)
+        await notify(session, TASK_EVENTS_CHANNEL, task_id)
     return won
 
 
 async def discard_losing_videos(storage: Storage, task: Task) -> None:
-    """After a task ended (committed): delete what its other attempts may have stored (a worker that died
-    between its upload and its finish leaves one behind). Run after the commit, since storage is not part of
-    the transaction; the expiry sweep deletes whatever a crash right here leaves."""
-    for key in attempt_video_keys(task.id, task.attempt):
-        if key != task.result_key:
+    """After a task ended (committed): delete what its other attempts may have stored, videos and posters (a
+    worker that died between its upload and its finish leaves them behind). Run after the commit, since
+    storage is not part of the transaction; the expiry sweep deletes whatever a crash right here leaves."""
+    kept = {task.result_key, task.poster_key}
+    for key in attempt_video_keys(task.id, task.attempt) + attempt_poster_keys(task.id, task.attempt):
+        if key not in kept:
             await asyncio.to_thread(storage.delete, key)

@@ -12,9 +12,10 @@ import logging
 import time
 
 from reelgate.background import process_identity, run_until_stopped
+from reelgate.db.notify import notify
 from reelgate.engines.base import Engine
 from reelgate.logs import task_context
-from reelgate.queue import TASKS_CHANNEL, registry
+from reelgate.queue import TASK_EVENTS_CHANNEL, TASKS_CHANNEL, registry
 from reelgate.queue import repository as queue_repo
 from reelgate.queue.context import QueueResources
 from reelgate.queue.database_lease import DatabaseLease
@@ -123,6 +124,7 @@ class Worker:
             )
             if task is None:
                 return None
+            await notify(session, TASK_EVENTS_CHANNEL, task.id)
             return claimed_task(task, Fence(attempt=task.attempt, owner=self.owner))
 
     async def _run(self, claimed: ClaimedTask) -> None:

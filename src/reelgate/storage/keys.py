@@ -1,5 +1,6 @@
-"""The names of stored objects, in one place: a task's video per attempt, its stored input images, and the
-reference a task row keeps to a stored input (`stored:<key>`) instead of the image itself."""
+"""The names of stored objects, in one place: a task's video and poster per attempt, its stored input images,
+uploaded files, and the reference a task row keeps to a stored input (`stored:<key>`) instead of the image
+itself."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ def video_key(task_id: str, attempt: int) -> str:
 def attempt_video_keys(task_id: str, attempts: int) -> list[str]:
     """Every video key a task's attempts (1..attempts) may have written."""
     return [video_key(task_id, attempt) for attempt in range(1, attempts + 1)]
+
+
+def poster_key(task_id: str, attempt: int) -> str:
+    """Beside the attempt's video, and per attempt for the same reason."""
+    return f"{task_id}-a{attempt}.jpg"
+
+
+def attempt_poster_keys(task_id: str, attempts: int) -> list[str]:
+    return [poster_key(task_id, attempt) for attempt in range(1, attempts + 1)]
+
+
+def upload_key(file_id: str, image_format: str) -> str:
+    """An uploaded file: owned by no task (several may use it), so no task's purge ever deletes it."""
+    return f"{UPLOADS_PREFIX}{file_id}.{image_format}"
+
+
+UPLOADS_PREFIX = "files/"
 
 
 def input_key(task_id: str, index: int, image_format: str) -> str:

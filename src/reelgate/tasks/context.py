@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from reelgate.accounts.pricing import PricingSource
-from reelgate.config import Settings
-from reelgate.db.database import Database
 from reelgate.engines.registry import EngineRegistry
-from reelgate.storage.base import Storage
+from reelgate.files.context import FilesResources
 
 
-class TasksResources(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def db(self) -> Database: ...
+class TasksResources(FilesResources, Protocol):
+    """Everything the files use cases need (a create resolves uploaded files; the sweep purges them), and the
+    engines."""
 
     @property
     def registry(self) -> EngineRegistry: ...
-
-    @property
-    def pricing(self) -> PricingSource: ...
-
-    @property
-    def storage(self) -> Storage: ...
 
     async def serving_engines(self) -> set[str]:
         """The engines some live worker advertises as available (queue/registry.py)."""

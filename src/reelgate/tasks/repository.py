@@ -82,7 +82,9 @@ async def expired_unpurged(session: AsyncSession, *, finished_before: float, lim
 
 async def mark_purged(session: AsyncSession, task_id: str) -> None:
     """Its objects are deleted: the row keeps its history but names no object any more."""
-    await session.execute(update(Task).where(Task.id == task_id).values(purged=True, result_key=None, image_urls=[]))
+    await session.execute(
+        update(Task).where(Task.id == task_id).values(purged=True, result_key=None, poster_key=None, image_urls=[])
+    )
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,26 @@ async def settlement_states(session: AsyncSession, task_ids: list[str]) -> dict[
         for task_id, status, credits_state, price in rows.all():
             states[task_id] = SettlementState(status, credits_state, int(price))
     return states
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """What an event stream shows of a task between its start and its end."""
+
+    id: str
+    status: str
+    progress: int
+    estimated_time_s: int
+    attempt: int
+
+
+async def task_progress(session: AsyncSession, task_ids: list[str]) -> list[TaskProgress]:
+    """The progress of many tasks at once: the event streams' one query per tick, whatever their number."""
+    found: list[TaskProgress] = []
+    for start in range(0, len(task_ids), _IDS_PER_QUERY):
+        chunk = task_ids[start : start + _IDS_PER_QUERY]
+        rows = await session.execute(
+            select(Task.id, Task.status, Task.progress, Task.estimated_time_s, Task.attempt).where(Task.id.in_(chunk))
+        )
+        found += [TaskProgress(i, s, int(p), int(e), int(a)) for i, s, p, e, a in rows.all()]
+    return found

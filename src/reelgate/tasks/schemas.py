@@ -67,6 +67,9 @@ class TaskInfo(BaseModel):
     aspect_ratio: AspectRatio | None = None
     resolution: str | None = None
     seed: int | None = None
+    # A completed task's poster: a signed link to a small JPEG of a representative frame (`results` keeps
+    # exactly the seed's list of video links).
+    poster_url: str | None = None
 
 
 class Usage(BaseModel):

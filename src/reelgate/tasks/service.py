@@ -30,6 +30,7 @@ from reelgate.egress.urls import validate_callback_url
 from reelgate.engines.registry import Route
 from reelgate.engines.relay.base import upstream_cancellable
 from reelgate.errors import ApiError, TaskErrorCode
+from reelgate.files import service as files
 from reelgate.media.images import EmbeddedImage, validate_image_at_create
 from reelgate.queue import TASKS_CHANNEL, terminal
 from reelgate.queue.states import UNFINISHED, TaskStatus
@@ -102,7 +103,14 @@ async def _checked_create(
 ) -> dict[str, Any]:
     settings = resources.settings
     embedded: dict[int, EmbeddedImage] = {}
+    urls = list(request.image_urls)
     for index, url in enumerate(request.image_urls):
+        # A file_url we issued names our own stored object: the worker reads it from storage, so it is never
+        # fetched (it works with private networks refused), and a deleted or expired one is refused now.
+        upload = await files.resolve_upload(resources, url, param=f"image_urls[{index}]")
+        if upload is not None:
+            urls[index] = stored_ref(upload)
+            continue
         # Decoding a data: URI is CPU work; keep it off the event loop.
         checked = await asyncio.to_thread(
             validate_image_at_create,
@@ -119,7 +127,7 @@ async def _checked_create(
     task_id = new_task_id(time.time())
     # Images sent inline are stored before the row that names them exists, and removed again if the row is
     # never written: the row keeps a reference, not megabytes of base64 that every claim would read.
-    refs = await _store_inputs(resources.storage, task_id, request.image_urls, embedded)
+    refs = await _store_inputs(resources.storage, task_id, urls, embedded)
     try:
         async with resources.db.transaction() as session:
             task = await create_task(
@@ -211,11 +219,13 @@ async def create_task(
             )
     task_id = task_id or new_task_id(now)
     if not await ledger.reserve(session, account.id, task_id, quote.millicredits):
+        # A shorter video is only a way out for a request that asked for a longer one.
+        shorter = " or use duration 5" if request.duration > 5 else ""
         raise ApiError(
             402,
             f"Insufficient quota: this task costs {to_credits(quote.millicredits)} credits and the account has "
             f"{to_credits(account.balance_millicredits - account.held_millicredits)} available",
-            fallback_suggestion="ask the operator for credits (reelgate credits grant) or use duration 5",
+            fallback_suggestion=f"ask the operator for credits (reelgate credits grant){shorter}",
         )
     task = Task(
         id=task_id,
@@ -342,8 +352,12 @@ def can_cancel(task: Task) -> bool:
 def task_object(task: Task, *, storage: Storage, settings: Settings) -> TaskObject:
     info = task.result_info or {}
     results: list[str] = []
+    poster_url = None
     if task.status == TaskStatus.COMPLETED and task.result_key and task.finished_at is not None:
-        results.append(storage.link(task.result_key, expires_at=int(task.finished_at + settings.result_ttl_s)))
+        expires_at = int(task.finished_at + settings.result_ttl_s)
+        results.append(storage.link(task.result_key, expires_at=expires_at))
+        if task.poster_key:
+            poster_url = storage.link(task.poster_key, expires_at=expires_at)
     error = None
     if task.status == TaskStatus.FAILED:
         error = TaskError(code=task.error_code or TaskErrorCode.UNKNOWN_ERROR, message=task.error_message or "")
@@ -362,6 +376,7 @@ def task_object(task: Task, *, storage: Storage, settings: Settings) -> TaskObje
             aspect_ratio=task.aspect_ratio,
             resolution=f"{info['width']}x{info['height']}" if "width" in info else None,
             seed=task.seed,
+            poster_url=poster_url,
         ),
         usage=Usage(
             billing_rule=task.billing_rule,

@@ -1,5 +1,6 @@
-"""The expiry sweep: once a task's 24-hour links have run out, deletes everything it stored (its videos, one
-per attempt, and its stored input images) and marks it purged; and deletes expired Idempotency-Keys."""
+"""The expiry sweep: once a task's 24-hour links have run out, deletes everything it stored (its videos and
+posters, one per attempt, and its stored input images) and marks it purged; deletes expired uploaded files
+(files/service.py); and deletes expired Idempotency-Keys."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import logging
 import time
 
 from reelgate.accounts import idempotency
-from reelgate.storage.keys import attempt_video_keys, input_prefix, stored_key
+from reelgate.files import service as files
+from reelgate.storage.keys import attempt_poster_keys, attempt_video_keys, input_prefix, stored_key
 from reelgate.tasks import repository
 from reelgate.tasks.context import TasksResources
 
@@ -28,7 +30,7 @@ async def sweep_expired_results(resources: TasksResources, *, now: float | None 
         async with resources.db.read() as session:
             expired = await repository.expired_unpurged(session, finished_before=cutoff, limit=_BATCH)
         for task in expired:
-            keys = attempt_video_keys(task.task_id, task.attempts)
+            keys = attempt_video_keys(task.task_id, task.attempts) + attempt_poster_keys(task.task_id, task.attempts)
             own_inputs = input_prefix(task.task_id)
             keys += [key for ref in task.image_refs if (key := stored_key(ref)) and key.startswith(own_inputs)]
             for key in keys:
@@ -52,6 +54,7 @@ async def sweep_forever(resources: TasksResources, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await sweep_expired_results(resources)
+            await files.sweep_expired_files(resources)
             await sweep_expired_idempotency_keys(resources)
         except Exception:
             log.exception("result sweep failed; will retry")
