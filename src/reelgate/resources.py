@@ -35,6 +35,7 @@ from reelgate.engines.relay.health_stores import DbHealthStore, RedisHealthStore
 from reelgate.errors import ApiError
 from reelgate.metrics import Metrics
 from reelgate.queue import repository as queue_repo
+from reelgate.queue.recovery import recover_forever
 from reelgate.queue.registry import LiveEngines
 from reelgate.queue.states import TaskStatus
 from reelgate.queue.worker import Worker
@@ -155,12 +156,14 @@ class Resources:
         return any(isinstance(engine, RelayEngine) for engine in self.registry.engines.values())
 
     async def start(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-        """What a process starts before it serves: the shared relay health (cleared of this process's own
-        credential problems, then kept fresh). Returns the background tasks to await after `stop`."""
-        if not self.has_relays():
-            return []
-        await self.relays.start()
-        return [asyncio.create_task(self.relays.run(stop))]
+        """What every process on the database runs besides its own work: the recovery of expired leases, and
+        the shared relay health (cleared of this process's own credential problems, then kept fresh). Returns
+        the background tasks to await after `stop`."""
+        started = [asyncio.create_task(recover_forever(self, stop))]
+        if self.has_relays():
+            await self.relays.start()
+            started.append(asyncio.create_task(self.relays.run(stop)))
+        return started
 
     # -- the background processes ----------------------------------------------------------------------------
 

@@ -26,8 +26,10 @@ _DESCRIPTIONS = {
 }
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
+def errors(*statuses: int, meaning: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """`meaning`: what a status means on these routes where it differs from the usual (409 on worker routes)."""
+    described = {**_DESCRIPTIONS, **(meaning or {})}
+    return {status: {"model": ErrorResponse, "description": described[status]} for status in statuses}
 
 
 class WrappedErrorResponse(BaseModel):

@@ -49,7 +49,7 @@ async def current_worker(
 
 
 CurrentWorker = Annotated[WorkerPass, Depends(current_worker)]
-_FENCED = errors(400, 401, 403, 404, 409, 500)
+_FENCED = errors(400, 401, 403, 404, 409, 500, meaning={409: "The lease this call names is gone: stop the task"})
 
 router = APIRouter(prefix="/worker/v1", tags=["Workers"])
 

@@ -205,7 +205,7 @@ def _remote_worker(current: Settings, server: str, token: str, names: list[str] 
             worker = RemoteWorker(host, dict(host.registry.engines), concurrency=jobs, api=api)
             await worker.run(stop)
         except TokenRefused as exc:
-            raise fail(f"the API refused the worker token: {exc}") from None
+            raise fail(f"the API refused this worker: {exc}") from None
         finally:
             await api.aclose()
             await host.close()

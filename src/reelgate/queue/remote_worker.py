@@ -164,7 +164,8 @@ class RemoteLease:
         self.claimed = claimed
         self._max_input_bytes = max_input_bytes
         self._cancelled = False
-        self.refused = False
+        # Why the API refused the token, when a beat of this lease learned it (the worker then stops).
+        self.refused: str | None = None
 
     def _fence(self) -> dict[str, Any]:
         return {"attempt": self.claimed.fence.attempt, "lease_owner": self.claimed.fence.owner}
@@ -179,8 +180,8 @@ class RemoteLease:
             answer = BeatAnswer.model_validate(
                 await self.api.call("POST", self._path("heartbeat"), json=body, retry_for_s=5.0)
             )
-        except TokenRefused:
-            self.refused = True
+        except TokenRefused as exc:
+            self.refused = str(exc)
             return False
         self._cancelled = answer.cancelled
         return answer.alive
@@ -274,6 +275,7 @@ class RemoteWorker:
         self.worker_id = ""
         self._running: dict[asyncio.Task[None], RemoteLease] = {}
         self._refused = asyncio.Event()
+        self._refusal = "the worker token was refused"
 
     def _engines_json(self) -> dict[str, dict[str, object]]:
         return {
@@ -303,6 +305,7 @@ class RemoteWorker:
             await self._claim_loop(stop)
         except TokenRefused as exc:
             log.error("the API refused the worker token; stopping", extra={"reason": str(exc)})
+            raise
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
@@ -320,8 +323,8 @@ class RemoteWorker:
             except RemoteRefused as exc:
                 if exc.status == 404:  # the registry forgot us (an operator, a reset): appear again
                     await self._register()
-            except TokenRefused:
-                self._refused.set()
+            except TokenRefused as exc:
+                self._refuse(str(exc))
                 return
             except ConnectionError:
                 log.warning("worker heartbeat missed; the API is unreachable")
@@ -354,7 +357,7 @@ class RemoteWorker:
             for view in answer.data:
                 self._start(claimed_from(view))
         if self._refused.is_set():
-            raise TokenRefused("worker token refused")
+            raise TokenRefused(self._refusal)
 
     def _start(self, claimed: ClaimedTask) -> None:
         lease = RemoteLease(self.api, claimed, max_input_bytes=self.resources.settings.max_image_bytes)
@@ -364,8 +367,12 @@ class RemoteWorker:
 
     def _done(self, job: asyncio.Task[None]) -> None:
         lease = self._running.pop(job, None)
-        if lease is not None and lease.refused:
-            self._refused.set()
+        if lease is not None and lease.refused is not None:
+            self._refuse(lease.refused)
+
+    def _refuse(self, why: str) -> None:
+        self._refusal = why
+        self._refused.set()
 
     async def _run(self, lease: RemoteLease) -> None:
         claimed = lease.claimed

@@ -1,5 +1,6 @@
 """The worker loop: advertise the engines this process runs in the workers registry, claim tasks of the
-available ones, run up to `concurrency` at once, and put back tasks whose worker died (expired leases).
+available ones, and run up to `concurrency` at once. (Tasks whose worker died come back through
+queue/recovery.py, which every process that serves the API or works the database runs.)
 
 A create wakes the workers at once (db/notify.py: in this process after its commit, and on PostgreSQL in
 every other process through LISTEN/NOTIFY); otherwise a worker looks every `poll_interval_s`.
@@ -21,9 +22,7 @@ from reelgate.queue.context import QueueResources
 from reelgate.queue.database_lease import DatabaseLease
 from reelgate.queue.jobs import run_claimed_task
 from reelgate.queue.lease import ClaimedTask, claimed_task
-from reelgate.queue.recovery import recover_expired
 from reelgate.queue.repository import Fence
-from reelgate.queue.terminal import discard_losing_videos
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ class Worker:
         self.concurrency = concurrency
         self.owner = process_identity()
         self._running: set[asyncio.Task[None]] = set()
-        self._last_recovery = 0.0
         self._last_advert = 0.0
         self._stop = asyncio.Event()
 
@@ -79,7 +77,6 @@ class Worker:
 
     async def _claim_what_fits(self) -> float:
         await self._advertise_if_due()
-        await self._recover_if_due()
         available = [name for name, engine in self.engines.items() if engine.availability().ok]
         while available and len(self._running) < self.concurrency and not self._stop.is_set():
             claimed = await self._claim(available)
@@ -131,19 +128,3 @@ class Worker:
         with task_context(claimed.id):
             log.info("claimed", extra={"attempt": claimed.fence.attempt, "engine": claimed.engine})
             await run_claimed_task(self.resources, DatabaseLease(self.resources, claimed), self.engines[claimed.engine])
-
-    async def _recover_if_due(self) -> None:
-        """Requeue tasks of dead workers; end those out of attempts as failed, credits released."""
-        now = time.time()
-        if now - self._last_recovery < self.resources.settings.lease_s / 4:
-            return
-        self._last_recovery = now
-        async with self.resources.db.transaction() as session:
-            recovered = await recover_expired(session, self.resources.task_ended, now=now)
-        for task_id in recovered.requeued:
-            with task_context(task_id):
-                log.warning("lease expired; task requeued")
-        for task in recovered.failed:
-            with task_context(task.id):
-                log.warning("lease expired with no attempt left; task failed, credits released")
-            await discard_losing_videos(self.resources.storage, task)
