@@ -14,6 +14,7 @@ import pytest
 import yaml
 from reelgate_client._core import ENV_API_KEY, ENV_BASE_URL
 
+from reelgate.cli.server import WORKER_TOKEN_ENV
 from reelgate.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +23,9 @@ PAGE = REPO_ROOT / "docs" / "configuration.md"
 
 # Environment variables of the test suite, not of the service (tests/conftest.py).
 TEST_ONLY = {"REELGATE_TEST_POSTGRES_URL", "REELGATE_TEST_REDIS_URL", "REELGATE_REQUIRE_SERVICES"}
-# Environment variables of the Python SDK and the remote CLI (clients/python), not of the service.
-CLIENT_ONLY = {ENV_API_KEY, ENV_BASE_URL}
+# Environment variables of the Python SDK and the remote CLI (clients/python), and of a remote worker's
+# token (a command-line option's environment variable), not settings of the service.
+CLIENT_ONLY = {ENV_API_KEY, ENV_BASE_URL, WORKER_TOKEN_ENV}
 
 
 def _load_hook() -> ModuleType:

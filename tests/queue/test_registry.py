@@ -83,7 +83,7 @@ def test_a_worker_advertises_while_it_runs_and_leaves_on_a_clean_stop(tmp_path: 
 
 
 def test_no_live_worker_is_503_and_an_advert_that_expires_stops_routing(tmp_path: Path, backend: Backend) -> None:
-    settings = make_settings(tmp_path / "home", backend, worker_ttl_s=1.5)
+    settings = make_settings(tmp_path / "home", backend, worker_ttl_s=3.0)
     migrate_db(settings)
     key = create_key(settings)
     with TestClient(create_app(settings, workers=0)) as client:
@@ -97,8 +97,12 @@ def test_no_live_worker_is_503_and_an_advert_that_expires_stops_routing(tmp_path
         accepted = client.post("/v1/videos/generations", json=_body(), headers=auth(key))
         assert accepted.status_code == 200, accepted.text
         assert accepted.json()["task_info"]["engine"] == "motion"
-        time.sleep(1.6)  # the advert was never renewed: that worker is gone
-        assert client.post("/v1/videos/generations", json=_body(), headers=auth(key)).status_code == 503
+        # The advert is never renewed: that worker is gone once the TTL has passed.
+        wait_until(
+            lambda: client.post("/v1/videos/generations", json=_body(), headers=auth(key)).status_code == 503,
+            15,
+            "the expired advert to stop routing",
+        )
 
 
 def test_workers_are_listed_by_cli_admin_api_readyz_and_metrics(tmp_path: Path, sqlite_backend: Backend) -> None:

@@ -13,6 +13,9 @@ from reelgate.cli.common import console, err, fail, settings
 from reelgate.config import Settings
 from reelgate.logs import configure_logging
 
+# Where a remote worker finds its token when --token is not given (a systemd EnvironmentFile, not argv).
+WORKER_TOKEN_ENV = "REELGATE_WORKER_TOKEN"
+
 
 def migrate() -> None:
     """Create or upgrade the database schema."""
@@ -122,7 +125,7 @@ def worker(
     token: Annotated[
         str | None,
         typer.Option(
-            help="The remote worker's token (rgw_...; reelgate workers tokens create)", envvar="REELGATE_WORKER_TOKEN"
+            help="The remote worker's token (rgw_...; reelgate workers tokens create)", envvar=WORKER_TOKEN_ENV
         ),
     ] = None,
 ) -> None:
