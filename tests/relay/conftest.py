@@ -16,7 +16,6 @@ from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Task
 from reelgate.resources import database_for
 from tests.conftest import Backend, auth, make_settings, migrate_db
-from tests.e2e.processes import Processes
 from tests.images import astronaut, data_uri
 from tests.relay.fakes import FAL_KEY, KLING_ACCESS_KEY, KLING_SECRET_KEY, Upstreams, fake_upstreams
 
@@ -87,11 +86,3 @@ def read_task(settings: Settings, task_id: str) -> Task:
 
     return asyncio.run(run())
 
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
