@@ -85,4 +85,3 @@ def read_task(settings: Settings, task_id: str) -> Task:
             await db.dispose()
 
     return asyncio.run(run())
-
