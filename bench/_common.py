@@ -56,7 +56,7 @@ def prepared_settings(home: Path, **overrides: object) -> tuple[Settings, str]:
                     name="bench",
                     user_group="default",
                     credits_millicredits=10**15,
-                    limits=KeyLimits(rpm=10**6),
+                    limits=KeyLimits(rpm_limit=10**6, read_rpm_limit=10**6),
                 )
             return new_key.plaintext
         finally:
