@@ -38,7 +38,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,10 @@ class Deployment:
             member.process.kill()
             member.process.wait(timeout=30)
             self.start(member)
+        if member.base_url is not None:
+            # The next kill waits until a killed replica serves again: a start takes seconds on a loaded
+            # machine, and killing faster than that tests nothing but the start.
+            wait_until(lambda: ready(str(member.base_url)), 120, f"{name} to restart")
 
 
 def read_tasks(settings: Settings, ids: list[str] | None = None) -> dict[str, Task]:
@@ -235,7 +239,8 @@ def test_chaos_soak(
     for index in (1, 2):
         port = free_port()
         env = {**shared, "REELGATE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-        replicas.append(deployment.add(f"api-{index}", ["serve", "--port", str(port), "--workers", "0"], env, port=port))
+        args = ["serve", "--port", str(port), "--workers", "0"]
+        replicas.append(deployment.add(f"api-{index}", args, env, port=port))
     for replica in replicas:
         assert replica.base_url is not None
         wait_until(lambda url=replica.base_url: ready(url), 60, f"{replica.name} to start")
@@ -278,9 +283,11 @@ def test_chaos_soak(
             frozen_at = time.monotonic()
             try:
                 ended = wait_until(
-                    lambda: (t := read_task(settings, task_id)).status in ("completed", "failed")
-                    and t.attempt > attempt
-                    and t,
+                    lambda: (
+                        (t := read_task(settings, task_id)).status in ("completed", "failed")
+                        and t.attempt > attempt
+                        and t
+                    ),
                     180,
                     f"another worker to finish {task_id} while remote-2 is frozen",
                 )
@@ -389,7 +396,7 @@ def test_chaos_soak(
     for thread in threads:
         thread.start()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = []
+        futures: list[Future[str]] = []
         # TASKS at least; more while the partitions or the freeze still wait for a task to catch (a bounded
         # number: they need a task in the hands of one particular worker).
         while len(futures) < TASKS or (
@@ -407,9 +414,11 @@ def test_chaos_soak(
         wait_until(lambda url=replica.base_url: ready(str(url)), 60, f"{replica.name} to be up at the end")
 
     ended = wait_until(
-        lambda: (ts := read_tasks(settings, task_ids))
-        and all(t.status in ("completed", "failed") for t in ts.values())
-        and ts,
+        lambda: (
+            (ts := read_tasks(settings, task_ids))
+            and all(t.status in ("completed", "failed") for t in ts.values())
+            and ts
+        ),
         300 + 5 * len(task_ids),
         "every task to end",
     )
