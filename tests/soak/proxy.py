@@ -38,6 +38,8 @@ class Trap:
     # Runs in the forwarder's thread with the task id and the attempt the call names, while the call (or its
     # answer) waits.
     hold: Callable[[str, int], None]
+    # Tasks whose calls pass untouched (a task already partitioned: its next calls are part of that partition).
+    not_for: frozenset[str] = frozenset()
 
 
 class TrapProxy:
@@ -64,11 +66,11 @@ class TrapProxy:
         with self._lock:
             return self._trap is not None
 
-    def _take(self, stored: bytes) -> Trap | None:
-        """The armed trap if it is for this object (disarmed: each fires once)."""
+    def _take(self, stored: bytes, task_id: str) -> Trap | None:
+        """The armed trap if it is for this object and task (disarmed: each fires once)."""
         with self._lock:
             trap = self._trap
-            if trap is None or trap.stored.encode() != stored:
+            if trap is None or trap.stored.encode() != stored or task_id in trap.not_for:
                 return None
             self._trap = None
             return trap
@@ -132,9 +134,10 @@ class TrapProxy:
                 if found is None and len(pending) - call.start() < _LOOK_AHEAD_BYTES:
                     continue  # the body is still on its way
                 attempt = _ATTEMPT.search(pending, call.end())
-                trap = self._take(found.group("object")) if found is not None and attempt is not None else None
+                task_id = call.group("task").decode()
+                trap = self._take(found.group("object"), task_id) if found and attempt else None
                 if trap is not None and attempt is not None:
-                    task_id, number = call.group("task").decode(), int(attempt.group("attempt"))
+                    number = int(attempt.group("attempt"))
                     if trap.when == "request":
                         trap.hold(task_id, number)
                     else:
