@@ -19,6 +19,8 @@ from reelgate.accounts import service as accounts
 from reelgate.accounts.repository import KeyLimits
 from reelgate.config import Settings
 from reelgate.db import migrate
+from reelgate.engines.base import Availability
+from reelgate.queue import registry
 from reelgate.resources import database_for
 
 
@@ -42,7 +44,17 @@ def fresh_home(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"reelgate-bench-{prefix}-"))
 
 
-def prepared_settings(home: Path, **overrides: object) -> tuple[Settings, str]:
+# How long the idle worker advert of prepared_settings counts as live: longer than any benchmark runs.
+ADVERT_TTL_S = 24 * 3600.0
+
+
+def prepared_settings(home: Path, *, idle_worker: bool = False, **overrides: object) -> tuple[Settings, str]:
+    """A migrated database in `home` and an unlimited key on it. With `idle_worker`, the workers registry also
+    holds a live motion worker that claims nothing: it stands for workers busy on other machines, so an API-only
+    `serve --workers 0` accepts creates (it routes only to live workers) and the tasks stay pending, which is
+    what a benchmark of the API alone wants."""
+    if idle_worker:
+        overrides.setdefault("worker_ttl_s", ADVERT_TTL_S)
     settings = Settings(home=home, **overrides)  # type: ignore[arg-type]
 
     async def run() -> str:
@@ -58,6 +70,15 @@ def prepared_settings(home: Path, **overrides: object) -> tuple[Settings, str]:
                     credits_millicredits=10**15,
                     limits=KeyLimits(rpm_limit=10**6, read_rpm_limit=10**6),
                 )
+                if idle_worker:
+                    advert = registry.Advert(
+                        id=f"bench-idle:{os.getpid()}",
+                        kind="database",
+                        engines={"motion": Availability(True)},
+                        concurrency=1,
+                        running=0,
+                    )
+                    await registry.register(session, advert, now=time.time())
             return new_key.plaintext
         finally:
             await db.dispose()
@@ -97,4 +118,5 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REELGATE_DATABASE_SCHEMA": settings.database_schema,
         "REELGATE_MOTION_SHORT_SIDE_PX": str(settings.motion_short_side_px),
         "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
+        "REELGATE_WORKER_TTL_S": str(settings.worker_ttl_s),
     }

@@ -78,10 +78,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="100 requests per kind: a smoke run")
     options = parser.parse_args()
+    if options.quick:
+        options.requests = 100
 
     home = fresh_home("api")
-    settings, key = prepared_settings(home)
+    settings, key = prepared_settings(home, idle_worker=True)
     port = free_port()
     ours = run_server(
         ["-m", "reelgate.cli", "serve", "--port", str(port), "--workers", "0"],

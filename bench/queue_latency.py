@@ -95,15 +95,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--quick", action="store_true", help="10 tasks per mode: a smoke run")
     options = parser.parse_args()
+    if options.quick:
+        options.tasks = 10
     results = {}
     schema = asyncio.run(_pg_schema(options.postgres_url))
     for mode in ["embedded", "polling"] + (["postgres-notify"] if schema else []):
         home = fresh_home(f"queue-{mode}")
-        extra: dict[str, object] = {}
-        if mode == "postgres-notify":
-            extra = {"database_url": options.postgres_url, "database_schema": schema}
-        settings, key = prepared_settings(home, motion_short_side_px=64, poll_interval_s=0.5, **extra)
+        notify = mode == "postgres-notify"
+        database = {"database_url": options.postgres_url, "database_schema": schema} if notify else {}
+        settings, key = prepared_settings(home, motion_short_side_px=64, poll_interval_s=0.5, **database)
         env = settings_env(settings)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
