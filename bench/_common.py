@@ -199,3 +199,23 @@ def worker_token(env: dict[str, str]) -> str:
     )
     token: str = json.loads(created.stdout)["token"]
     return token
+
+
+async def _live_workers(settings: Settings, engine: str) -> int:
+    db = database_for(settings)
+    try:
+        async with db.read() as session:
+            counts = await registry.live_engines(session, now=time.time(), ttl_s=settings.worker_ttl_s)
+        return counts.get(engine, 0)
+    finally:
+        await db.dispose()
+
+
+def wait_for_workers(settings: Settings, count: int, *, engine: str = "motion", timeout_s: float = 120) -> None:
+    """Until `count` workers advertise `engine` in the registry (a create before that may be refused: routing
+    follows live workers)."""
+    deadline = time.monotonic() + timeout_s
+    while (live := asyncio.run(_live_workers(settings, engine))) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {live} of {count} workers registered within {timeout_s:g} s")
+        time.sleep(0.2)

@@ -2,7 +2,7 @@
 serve` on SQLite in the same run.
 
     .venv/bin/python bench/scale.py [--tasks 24] [--short-side-px 240] [--workers 1,2,4]
-    .venv/bin/python bench/scale.py --quick       # 4 small tasks per setup: a smoke run, about a minute
+    .venv/bin/python bench/scale.py --quick       # 4 small tasks, 1 and 2 workers: a smoke run, about a minute
 
 - Baseline: one `reelgate serve` on SQLite and local disk with its in-process workers (one job slot per core,
   the embedded default).
@@ -38,6 +38,7 @@ from _common import (
     s3_bucket,
     settings_env,
     start_process,
+    wait_for_workers,
     wait_ready,
 )
 from PIL import Image
@@ -46,7 +47,6 @@ from sqlalchemy import select
 
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Task
-from reelgate.queue import registry
 from reelgate.resources import database_for
 
 
@@ -76,16 +76,6 @@ async def _tasks(settings: Settings, ids: list[str]) -> list[Task]:
     try:
         async with db.read() as session:
             return list(await session.scalars(select(Task).where(Task.id.in_(ids))))
-    finally:
-        await db.dispose()
-
-
-async def _live_workers(settings: Settings) -> int:
-    db = database_for(settings)
-    try:
-        async with db.read() as session:
-            counts = await registry.live_engines(session, now=time.time(), ttl_s=settings.worker_ttl_s)
-        return counts.get("motion", 0)
     finally:
         await db.dispose()
 
@@ -169,11 +159,7 @@ def scaled_out(
             args = ["-m", "reelgate.cli", "worker", "--engines", "motion", "--concurrency", "1"]
             processes.append(start_process(args, worker_env, home / f"worker-{index}.log"))
         wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
-        deadline = time.monotonic() + 120
-        while asyncio.run(_live_workers(settings)) < workers:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {asyncio.run(_live_workers(settings))} of {workers} workers registered")
-            time.sleep(0.2)
+        wait_for_workers(settings, workers)
         label = f"{workers} worker process{'es' if workers > 1 else ''}"
         return _burst(settings, key, f"http://127.0.0.1:{port}", tasks, label, timeout_s=timeout_s)
     finally:
@@ -184,13 +170,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=24, help="tasks per setup")
     parser.add_argument("--short-side-px", type=int, default=240, help="motion output size")
-    parser.add_argument("--workers", default="1,2,4", help="worker process counts of the scale-out setups")
+    parser.add_argument("--workers", default=None, help="worker process counts of the scale-out setups (1,2,4)")
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--quick", action="store_true", help="4 tasks at 64 px per setup: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="4 tasks at 64 px, 1 and 2 workers: a smoke run")
     options = parser.parse_args()
     if options.quick:
         options.tasks, options.short_side_px = 4, 64
-    counts = [int(n) for n in options.workers.split(",") if n.strip()]
+    workers = options.workers or ("1,2" if options.quick else "1,2,4")
+    counts = [int(n) for n in workers.split(",") if n.strip()]
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
     timeout_s = 120 + 30 * options.tasks
