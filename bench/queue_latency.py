@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -135,11 +136,11 @@ def main() -> None:
         modes += ["postgres-notify", "postgres-remote"]
     for mode in modes:
         home = fresh_home(f"queue-{mode}")
-        database: dict[str, str] = {}
+        overrides: dict[str, Any] = {"motion_short_side_px": 64, "poll_interval_s": 0.5}
         if mode.startswith("postgres"):  # a fresh schema per mode, so no mode sees another's tasks
             schema = probed if mode == "postgres-notify" else asyncio.run(pg_schema(options.postgres_url))
-            database = {"database_url": options.postgres_url, "database_schema": schema or ""}
-        settings, key = prepared_settings(home, motion_short_side_px=64, poll_interval_s=0.5, **database)
+            overrides.update(database_url=options.postgres_url, database_schema=schema or "")
+        settings, key = prepared_settings(home, **overrides)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         processes = _processes(mode, settings, port, home)
