@@ -155,3 +155,25 @@ def test_a_finish_repeated_after_its_answer_was_lost_keeps_the_result(
         task = client.get(f"/v1/tasks/{task_id}", headers=auth(key)).json()
         assert task["status"] == "completed"
         assert httpx.get(task["results"][0], timeout=30).content == b"video"
+
+
+def test_a_call_naming_another_worker_s_live_attempt_deletes_nothing(
+    on_s3: tuple[Settings, TestClient], s3_endpoint: str, s3_bucket: str
+) -> None:
+    """Refused calls delete only what is over: another token's worker naming a lease it does not hold (the
+    task and attempt of someone else's running job) cannot make the API delete that job's upload."""
+    settings, client = on_s3
+    with client:
+        key = create_key(settings)
+        holder = RemoteWorker(client, new_token(settings)["token"])
+        other = RemoteWorker(client, new_token(settings)["token"])
+        task_id = create_task(client, key)
+        fence = holder.claim()
+        put(holder.upload(task_id, fence, "poster"), b"poster")
+        guessed = {"attempt": fence["attempt"], "lease_owner": other.worker_id}
+        refused = other.call(task_id, "upload", guessed, object="video")
+        assert refused.status_code == 409, refused.text
+        assert f"{PREFIX}/{task_id}-a1.jpg" in bucket_keys(s3_endpoint, s3_bucket)
+        put(holder.upload(task_id, fence, "video"), b"video")
+        done = holder.call(task_id, "complete", fence, info={}, poster=True)
+        assert done.json() == {"won": True}, done.text

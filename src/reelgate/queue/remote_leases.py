@@ -229,13 +229,20 @@ async def _lease_lost(resources: QueueResources, task_id: str, fence: Fence) -> 
     land after the winner deleted the losing attempts' objects. Its next call (the next upload, or its finish)
     is refused here, and that is the moment to delete them: the attempt's keys are its own (one claim per
     attempt), minus whatever the task keeps as its result (the attempt may be the one that won, its answer
-    lost on the way back)."""
+    lost on the way back).
+
+    Only an attempt that is over: an earlier one, or this one once its lease is this caller's or nobody's. A
+    call naming an attempt that another worker holds now (a token's worker guessing at someone else's task)
+    deletes nothing."""
     async with resources.db.read() as session:
         result = await repository.stored_result(session, task_id)
-    kept = result.keys if result is not None else set()
-    for key in (video_key(task_id, fence.attempt), poster_key(task_id, fence.attempt)):
-        if key not in kept:
-            await asyncio.to_thread(resources.storage.delete, key)
+    if result is not None and (
+        result.attempt > fence.attempt
+        or (result.attempt == fence.attempt and result.lease_owner in (None, fence.owner))
+    ):
+        for key in (video_key(task_id, fence.attempt), poster_key(task_id, fence.attempt)):
+            if key not in result.keys:
+                await asyncio.to_thread(resources.storage.delete, key)
     return ApiError(409, LEASE_LOST, param="lease_owner")
 
 

@@ -217,6 +217,7 @@ class StoredResult:
 
     status: str
     attempt: int
+    lease_owner: str | None
     result_key: str | None
     poster_key: str | None
 
@@ -229,10 +230,14 @@ async def stored_result(session: AsyncSession, task_id: str) -> StoredResult | N
     """For a remote worker's call refused or repeated: which objects are the task's, never to be deleted."""
     row = (
         await session.execute(
-            select(Task.status, Task.attempt, Task.result_key, Task.poster_key).where(Task.id == task_id)
+            select(Task.status, Task.attempt, Task.lease_owner, Task.result_key, Task.poster_key).where(
+                Task.id == task_id
+            )
         )
     ).first()
-    return None if row is None else StoredResult(row.status, row.attempt, row.result_key, row.poster_key)
+    if row is None:
+        return None
+    return StoredResult(row.status, row.attempt, row.lease_owner, row.result_key, row.poster_key)
 
 
 async def was_cancelled(session: AsyncSession, task_id: str) -> bool:
