@@ -71,9 +71,9 @@ from tests.s3server import aws_environment, bucket_keys, new_bucket, s3_server
 from tests.soak.proxy import Trap, TrapProxy
 from tests.webhooks.receiver import Receiver, running_receiver
 
+TASKS = int(os.environ.get("REELGATE_SOAK_TASKS", "60"))
 # Beyond the suite's 300 s per test: a few minutes on a quiet 2-core machine, more when it is shared, and more
 # again by hand with a bigger REELGATE_SOAK_TASKS.
-TASKS = int(os.environ.get("REELGATE_SOAK_TASKS", "60"))
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900 + 10 * TASKS)]
 CREATE_EVERY_S = float(os.environ.get("REELGATE_SOAK_CREATE_EVERY_S", "1.0"))
 KILL_EVERY_S = float(os.environ.get("REELGATE_SOAK_KILL_EVERY_S", "3"))
