@@ -1,5 +1,5 @@
-"""Helpers shared by the benchmarks: percentiles, a throwaway home with a migrated SQLite database and a key,
-and running a server process until it is ready."""
+"""Helpers shared by the benchmarks: percentiles, a throwaway home with a migrated database (SQLite, or a
+throwaway PostgreSQL schema) and a key, and running a server process until it is ready."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import httpx
 
@@ -19,7 +22,12 @@ from reelgate.accounts import service as accounts
 from reelgate.accounts.repository import KeyLimits
 from reelgate.config import Settings
 from reelgate.db import migrate
+from reelgate.engines.base import Availability
+from reelgate.queue import registry
 from reelgate.resources import database_for
+
+# The tests' PostgreSQL (tests/conftest.py): a database `test` on loopback, user postgres, no password.
+POSTGRES_URL = os.environ.get("REELGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -97,4 +105,84 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REELGATE_DATABASE_SCHEMA": settings.database_schema,
         "REELGATE_MOTION_SHORT_SIDE_PX": str(settings.motion_short_side_px),
         "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
+        "REELGATE_WORKER_TTL_S": str(settings.worker_ttl_s),
     }
+
+
+class PostgresSchema:
+    """A throwaway schema of the tests' PostgreSQL for one bench run (dropped at the end), like the tests use;
+    `enabled=False` (or PostgreSQL unreachable: `problem` says why) gives None."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.name = f"bench_{uuid.uuid4().hex[:12]}"
+        self.problem: str | None = None
+        self._created = False
+
+    def _execute(self, sql: str) -> None:
+        import asyncpg
+
+        async def run() -> None:
+            connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+            try:
+                await connection.execute(sql)
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
+
+    def __enter__(self) -> PostgresSchema | None:
+        if not self.enabled:
+            return None
+        try:
+            self._execute(f'CREATE SCHEMA "{self.name}"')
+        except Exception as exc:
+            self.problem = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
+            return None
+        self._created = True
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _traceback: TracebackType | None
+    ) -> None:
+        if self._created:
+            self._execute(f'DROP SCHEMA "{self.name}" CASCADE')
+
+
+@dataclass(frozen=True)
+class Load:
+    """A prepared deployment for a load run: its settings, an unlimited key, and a worker advertised as live
+    (so an API-only server accepts creates: the tasks stay pending, as if a worker elsewhere were busy)."""
+
+    settings: Settings
+    key: str
+    backend: str
+
+
+# A worker's advertisement stays live this long: the whole bench run.
+_LIVE_S = 3600.0
+
+
+def prepare_load(home: Path, schema: PostgresSchema | None, **overrides: object) -> Load:
+    values: dict[str, object] = {"worker_ttl_s": _LIVE_S, **overrides}
+    if schema is not None:
+        values.update(database_url=POSTGRES_URL, database_schema=schema.name)
+    settings, key = prepared_settings(home, **values)
+
+    async def advertise() -> None:
+        db = database_for(settings)
+        try:
+            async with db.transaction() as session:
+                advert = registry.Advert(
+                    id=f"bench:{uuid.uuid4().hex[:8]}",
+                    kind="database",
+                    engines={"motion": Availability(True)},
+                    concurrency=1,
+                    running=0,
+                )
+                await registry.register(session, advert, now=time.time())
+        finally:
+            await db.dispose()
+
+    asyncio.run(advertise())
+    return Load(settings=settings, key=key, backend="PostgreSQL" if schema is not None else "SQLite")

@@ -25,6 +25,12 @@ def resources_of(request: Request) -> Resources:
     return resources
 
 
+async def _resources(request: Request) -> Resources:
+    # A dependency, so async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off on
+    # every request for an attribute read (docs/benchmarks.md, the profile).
+    return resources_of(request)
+
+
 async def current_caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Caller:
@@ -47,4 +53,4 @@ async def current_key(caller: Annotated[Caller, Depends(current_caller)]) -> Api
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
-ResourcesDep = Annotated[Resources, Depends(resources_of)]
+ResourcesDep = Annotated[Resources, Depends(_resources)]

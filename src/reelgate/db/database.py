@@ -6,35 +6,47 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from reelgate.db.notify import WAKEUPS_INFO, Wakeups
+from reelgate.db.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READ_ONLY = "reelgate_read_only"
+# A connection used for one statement at a time: no BEGIN, each statement is its own transaction (a
+# consistent snapshot of one statement is all a point read needs).
+_SINGLE_STATEMENT = "reelgate_single_statement"
+SqliteSynchronous = Literal["NORMAL", "FULL"]
 
 
-def _make_sqlite_writes_immediate(engine: AsyncEngine) -> None:
+def _make_sqlite_writes_immediate(engine: AsyncEngine, synchronous: SqliteSynchronous) -> None:
     # Every transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred transaction that reads
     # and then writes can fail with SQLITE_BUSY at once when another writer committed in between, whatever
     # the busy timeout. Readers still run concurrently in WAL mode outside our transactions.
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The busy timeout is not SQLite's here: the inline connection (db/sqlite_inline.py) waits for locks
+        # without blocking the event loop, up to SQLITE_BUSY_TIMEOUT_MS.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # NORMAL: a commit is atomic and survives a crash of the process, but the last commits before a power
+        # loss or an OS crash may be lost (the WAL is fsynced at checkpoints). FULL: every commit is fsynced.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        read_only = conn.get_execution_options().get(_READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get(_SINGLE_STATEMENT, False):
+            return
+        conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 def _enable_wal(cursor: Any) -> None:
@@ -53,15 +65,42 @@ def _enable_wal(cursor: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_args: dict[str, Any] | None = None,
+        sqlite_synchronous: SqliteSynchronous = "NORMAL",
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"connect_args": connect_args or {}}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            path = make_url(url).database or ""
+            # Statements run inline (db/sqlite_inline.py): a connection is held only while its statements run
+            # or its transaction is open, so a few suffice; a fixed pool never closes and reopens them.
+            kwargs.update(
+                async_creator=inline_connector(path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS),
+                pool_size=8,
+                max_overflow=0,
+            )
+        else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            _make_sqlite_writes_immediate(self.engine)
+            _make_sqlite_writes_immediate(self.engine, sqlite_synchronous)
+            self._statements: AsyncEngine = self.engine.execution_options(**{_SINGLE_STATEMENT: True})
+        else:
+            # Single statements on PostgreSQL: autocommit (no BEGIN and COMMIT around the statement) and no
+            # pre-ping (a stale connection fails its statement, which `statement` retries once on a fresh
+            # one): one round trip per read, where a session costs four.
+            self._statements = create_async_engine(
+                url,
+                connect_args=connect_args or {},
+                isolation_level="AUTOCOMMIT",
+                pool_size=10,
+                max_overflow=20,
+            )
         # The in-process subscribers of wake-ups (db/notify.py): one set per database handle, not per module,
         # so several services in one process (tests) never wake each other.
         self.wakeups = Wakeups()
@@ -84,5 +123,26 @@ class Database:
         async with self._read_sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for single read statements, each its own transaction: the hot reads (a task, a key).
+        Never for work of several statements that must agree (use `read` or `transaction`)."""
+        async with self._statements.connect() as connection:
+            yield connection
+
+    async def read_statement(self, run: Any) -> Any:
+        """`run(connection)` on a statement connection, retried once on a fresh connection when the one it got
+        was dead (PostgreSQL restarted since): a read has no effect to repeat."""
+        try:
+            async with self.statement() as connection:
+                return await run(connection)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        async with self.statement() as connection:
+            return await run(connection)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if not self.is_sqlite:
+            await self._statements.dispose()
