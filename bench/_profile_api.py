@@ -21,14 +21,16 @@ from pathlib import Path
 from _common import PostgresSchema, free_port, fresh_home, prepare_load, settings_env, start_process, wait_ready
 from _wrk import request_of, run_wrk, seed
 
-
 NATIVE = False
 
 
 def _frames(line: str) -> tuple[list[str], int]:
     stack, _, count = line.rpartition(" ")
     # py-spy's raw lines: "thread;frame;frame;... count"; a frame is "function (file:line)".
-    frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")" for frame in stack.split(";")[1:]]
+    frames = [
+        frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+        for frame in stack.split(";")[1:]
+    ]
     return frames, int(count)
 
 
@@ -80,8 +82,21 @@ def main() -> None:
             seeded = seed(base, load.key)
             raw = home / "profile.txt"
             spy = subprocess.Popen(
-                [py_spy, "record", *(["--native"] if NATIVE else []), "--pid", str(server.pid), "--rate", "200", "--format", "raw", "-o", str(raw),
-                 "--duration", str(options.seconds + 1)],
+                [
+                    py_spy,
+                    "record",
+                    *(["--native"] if NATIVE else []),
+                    "--pid",
+                    str(server.pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(raw),
+                    "--duration",
+                    str(options.seconds + 1),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -89,7 +104,9 @@ def main() -> None:
             path, script = request_of(options.route, seeded)
             result = run_wrk(base + path, load.key, script, seconds=options.seconds, home=home)
             spy.wait(timeout=60)
-            print(f"{options.route}: {result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
+            print(
+                f"{options.route}: {result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
+            )
             report(raw, options.top)
         finally:
             server.terminate()

@@ -85,9 +85,7 @@ def request_of(route: str, seeded: Seeded) -> tuple[str, str | None]:
     if route == "create":
         body = json.dumps(CREATE_BODY)
         return "/v1/videos/generations", (
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(body)}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
         )
     raise ValueError(route)
 

@@ -11,9 +11,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reelgate.accounts import service
+from reelgate.accounts.records import KeyRecord
 from reelgate.accounts.service import Caller
 from reelgate.api.middleware import RATE_LIMIT_STATE
-from reelgate.db.models import ApiKey
 from reelgate.resources import Resources
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -36,7 +36,7 @@ async def current_caller(
 ) -> Caller:
     resources = resources_of(request)
     caller = await service.authenticate(
-        resources.db,
+        resources.key_cache,
         credentials.credentials if credentials is not None else None,
         pricing=resources.pricing.current(),
         settings=resources.settings,
@@ -47,10 +47,10 @@ async def current_caller(
     return caller
 
 
-async def current_key(caller: Annotated[Caller, Depends(current_caller)]) -> ApiKey:
+async def current_key(caller: Annotated[Caller, Depends(current_caller)]) -> KeyRecord:
     return caller.key
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
-CurrentKey = Annotated[ApiKey, Depends(current_key)]
+CurrentKey = Annotated[KeyRecord, Depends(current_key)]
 ResourcesDep = Annotated[Resources, Depends(_resources)]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from reelgate.db.notify import WAKEUPS_INFO, Wakeups
@@ -64,6 +64,19 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.1)
 
 
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection the server closed (a restart, an idle timeout) is replaced at checkout. asyncpg sees
+    the server's goodbye on its socket as it happens, so this costs no round trip, unlike SQLAlchemy's
+    pre-ping; a connection that dies silently fails its statement once, and SQLAlchemy then recycles the
+    whole pool."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("connection closed by the server")
+
+
 class Database:
     def __init__(
         self,
@@ -85,22 +98,18 @@ class Database:
                 max_overflow=0,
             )
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # No pre-ping (a round trip before every checkout): `_drop_closed_connections` checks liveness
+            # locally instead, and a single-statement read that still meets a dead connection is retried.
+            kwargs.update(pool_size=10, max_overflow=20)
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _make_sqlite_writes_immediate(self.engine, sqlite_synchronous)
             self._statements: AsyncEngine = self.engine.execution_options(**{_SINGLE_STATEMENT: True})
         else:
-            # Single statements on PostgreSQL: autocommit (no BEGIN and COMMIT around the statement) and no
-            # pre-ping (a stale connection fails its statement, which `statement` retries once on a fresh
-            # one): one round trip per read, where a session costs four.
-            self._statements = create_async_engine(
-                url,
-                connect_args=connect_args or {},
-                isolation_level="AUTOCOMMIT",
-                pool_size=10,
-                max_overflow=20,
-            )
+            _drop_closed_connections(self.engine)
+            # Single statements on PostgreSQL: autocommit, so no BEGIN and COMMIT around the statement (one
+            # round trip per read, where a session costs three). Same pool as every other use.
+            self._statements = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # The in-process subscribers of wake-ups (db/notify.py): one set per database handle, not per module,
         # so several services in one process (tests) never wake each other.
         self.wakeups = Wakeups()
@@ -144,5 +153,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if not self.is_sqlite:
-            await self._statements.dispose()

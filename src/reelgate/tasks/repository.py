@@ -5,9 +5,10 @@ row (claims, leases, fenced worker writes, the terminal compare-and-sets) is the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelgate.db.models import Task
 from reelgate.queue.states import UNFINISHED
@@ -23,6 +24,15 @@ async def insert_task(session: AsyncSession, task: Task) -> None:
 
 async def get_task(session: AsyncSession, task_id: str) -> Task | None:
     return await session.get(Task, task_id, populate_existing=True)
+
+
+_TASK_ROW = select(*Task.__table__.columns)
+
+
+async def task_row(connection: AsyncConnection, task_id: str) -> Row[Any] | None:
+    """A task as a plain row (its attributes named like the ORM's): one Core statement, no identity map, for
+    the hot read `GET /v1/tasks/{id}` that is asked every few seconds per task."""
+    return (await connection.execute(_TASK_ROW.where(Task.id == task_id))).first()
 
 
 async def get_tasks(session: AsyncSession, task_ids: list[str]) -> list[Task]:

@@ -16,15 +16,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts import idempotency, ledger
 from reelgate.accounts import repository as accounts
 from reelgate.accounts.credits import to_credits
 from reelgate.accounts.pricing import PricingTable, builtin_table
-from reelgate.accounts.service import Caller, authorize_model, require_account
+from reelgate.accounts.service import Caller, KeyFields, authorize_model, require_account
 from reelgate.config import Settings
-from reelgate.db.models import ApiKey, Task
+from reelgate.db.models import Task
 from reelgate.db.notify import notify
 from reelgate.egress.urls import validate_callback_url
 from reelgate.engines.registry import Route
@@ -47,6 +48,10 @@ NOT_FOUND_MESSAGE = "Task not found or expired"
 # A task takes seconds to finish; asking again sooner than this only spends the caller's rate limit.
 CONCURRENCY_RETRY_AFTER_S = 5
 MAX_PAGE = 100
+
+
+# A task as an ORM row or as a Core row of the same columns (the hot reads): what the task object is built from.
+TaskLike = Task | Row[Any]
 
 
 def new_task_id(now: float) -> str:
@@ -186,7 +191,7 @@ async def create_task(
     session: AsyncSession,
     settings: Settings,
     *,
-    key: ApiKey,
+    key: KeyFields,
     request: CreateVideoRequest,
     route: Route,
     pricing: PricingTable | None = None,
@@ -273,11 +278,11 @@ def validate_task_id(task_id: str) -> None:
         raise ApiError(400, f"Invalid task id: it must start with '{TASK_ID_PREFIX}'", param="task_id")
 
 
-def is_expired(task: Task, settings: Settings, now: float) -> bool:
+def is_expired(task: TaskLike, settings: Settings, now: float) -> bool:
     return task.finished_at is not None and now - task.finished_at > settings.result_ttl_s
 
 
-async def get_visible_task(session: AsyncSession, settings: Settings, key: ApiKey, task_id: str) -> Task:
+async def get_visible_task(session: AsyncSession, settings: Settings, key: KeyFields, task_id: str) -> Task:
     """The key's own, unexpired task; anything else is the same 404 (never reveal another key's task)."""
     validate_task_id(task_id)
     task = await repository.get_task(session, task_id)
@@ -286,13 +291,21 @@ async def get_visible_task(session: AsyncSession, settings: Settings, key: ApiKe
     return task
 
 
-async def get_task(resources: TasksResources, key: ApiKey, task_id: str) -> TaskObject:
-    async with resources.db.read() as session:
-        task = await get_visible_task(session, resources.settings, key, task_id)
+async def visible_task_row(resources: TasksResources, key: KeyFields, task_id: str) -> Row[Any]:
+    """`get_visible_task` in one database round trip (a single statement, no transaction around it)."""
+    validate_task_id(task_id)
+    row: Row[Any] | None = await resources.db.read_statement(lambda c: repository.task_row(c, task_id))
+    if row is None or row.api_key_id != key.id or is_expired(row, resources.settings, time.time()):
+        raise ApiError(404, NOT_FOUND_MESSAGE, param="task_id")
+    return row
+
+
+async def get_task(resources: TasksResources, key: KeyFields, task_id: str) -> TaskObject:
+    task = await visible_task_row(resources, key, task_id)
     return task_object(task, storage=resources.storage, settings=resources.settings)
 
 
-async def list_tasks(resources: TasksResources, key: ApiKey, *, limit: int, after: str | None) -> TaskList:
+async def list_tasks(resources: TasksResources, key: KeyFields, *, limit: int, after: str | None) -> TaskList:
     """One page of the key's tasks, newest first; `after` is the `next_cursor` of the previous page."""
     settings = resources.settings
     async with resources.db.read() as session:
@@ -312,7 +325,7 @@ async def list_tasks(resources: TasksResources, key: ApiKey, *, limit: int, afte
     )
 
 
-async def cancel_task(resources: TasksResources, key: ApiKey, task_id: str) -> TaskObject:
+async def cancel_task(resources: TasksResources, key: KeyFields, task_id: str) -> TaskObject:
     async with resources.db.transaction() as session:
         task = await get_visible_task(session, resources.settings, key, task_id)
         if task.status not in UNFINISHED:
@@ -343,13 +356,13 @@ async def cancel_task(resources: TasksResources, key: ApiKey, task_id: str) -> T
 # --- the task object -------------------------------------------------------------------------------------
 
 
-def can_cancel(task: Task) -> bool:
+def can_cancel(task: TaskLike) -> bool:
     """While cancel can really stop the work: unfinished and, for a relay task, while its upstream can still
     drop it (engines/relay/base.py upstream_cancellable)."""
     return task.status in UNFINISHED and upstream_cancellable(task.upstream_provider, task.upstream_state)
 
 
-def task_object(task: Task, *, storage: Storage, settings: Settings) -> TaskObject:
+def task_object(task: TaskLike, *, storage: Storage, settings: Settings) -> TaskObject:
     info = task.result_info or {}
     results: list[str] = []
     poster_url = None
