@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelgate.accounts.keys import NewCredential, NewKey
@@ -106,12 +106,16 @@ _KEY_COLUMNS = (
     Account.user_group,
     Account.created_at,
 )
-_KEY_RECORD = select(*_KEY_COLUMNS).join(Account, Account.id == ApiKey.account_id)
+# Built once, with bound parameters: their compiled forms are found by a memoized cache key.
+_KEY_RECORD = (
+    select(*_KEY_COLUMNS).join(Account, Account.id == ApiKey.account_id).where(ApiKey.id == bindparam("key_id"))
+)
+_KEYS_VERSION = select(ApiKeyChanges.version).where(ApiKeyChanges.id == 1)
 
 
 async def key_record(connection: AsyncConnection, key_id: str) -> tuple[KeyRecord, AccountRecord] | None:
     """The key and its account in one Core statement (no ORM identity map to build for a lookup)."""
-    row = (await connection.execute(_KEY_RECORD.where(ApiKey.id == key_id))).first()
+    row = (await connection.execute(_KEY_RECORD, {"key_id": key_id})).first()
     if row is None:
         return None
     values: tuple[Any, ...] = tuple(row)
@@ -135,7 +139,7 @@ async def key_record(connection: AsyncConnection, key_id: str) -> tuple[KeyRecor
 
 async def keys_version(connection: AsyncConnection) -> int:
     """The change counter of the keys (`ApiKeyChanges`)."""
-    return int((await connection.execute(select(ApiKeyChanges.version).where(ApiKeyChanges.id == 1))).scalar_one())
+    return int((await connection.execute(_KEYS_VERSION)).scalar_one())
 
 
 async def keys_changed(session: AsyncSession) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelgate.db.models import Task
@@ -26,13 +26,15 @@ async def get_task(session: AsyncSession, task_id: str) -> Task | None:
     return await session.get(Task, task_id, populate_existing=True)
 
 
-_TASK_ROW = select(*Task.__table__.columns)
+# Built once with a bound parameter: SQLAlchemy then finds its compiled form by a memoized cache key, instead
+# of building and hashing a new statement per request (a fifth of a poll's CPU in the profile).
+_TASK_ROW = select(*Task.__table__.columns).where(Task.id == bindparam("task_id"))
 
 
 async def task_row(connection: AsyncConnection, task_id: str) -> Row[Any] | None:
     """A task as a plain row (its attributes named like the ORM's): one Core statement, no identity map, for
     the hot read `GET /v1/tasks/{id}` that is asked every few seconds per task."""
-    return (await connection.execute(_TASK_ROW.where(Task.id == task_id))).first()
+    return (await connection.execute(_TASK_ROW, {"task_id": task_id})).first()
 
 
 async def get_tasks(session: AsyncSession, task_ids: list[str]) -> list[Task]:
