@@ -105,7 +105,8 @@ def main() -> None:
             result = run_wrk(base + path, load.key, script, seconds=options.seconds, home=home)
             spy.wait(timeout=60)
             print(
-                f"{options.route}: {result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
+                f"{options.route}: {result.requests_per_s:.0f} req/s, "
+                f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
             )
             report(raw, options.top)
         finally:
