@@ -78,8 +78,7 @@ class KeyCache:
 
     async def _read_key(self, key_id: str) -> Found | None:
         self.key_reads += 1
-        found: Found | None = await self._db.read_statement(lambda c: repository.key_record(c, key_id))
-        return found
+        return await repository.key_record(self._db, key_id)
 
     async def _follow_changes(self) -> None:
         while self._clock() - self._checked_at >= CHANGE_CHECK_S:
@@ -92,7 +91,7 @@ class KeyCache:
             try:
                 started = self._clock()
                 self.version_reads += 1
-                version: int = await self._db.read_statement(repository.keys_version)
+                version = await repository.keys_version(self._db)
                 if version != self._version:
                     self._entries.clear()
                     self._generation += 1

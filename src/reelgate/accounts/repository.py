@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.keys import NewCredential, NewKey
 from reelgate.accounts.records import AccountRecord, KeyRecord
+from reelgate.db.database import Database, PointRead
 from reelgate.db.models import Account, ApiKey, ApiKeyChanges, WorkerToken
 from reelgate.webhooks import repository as webhooks
 
@@ -113,9 +114,13 @@ _KEY_RECORD = (
 _KEYS_VERSION = select(ApiKeyChanges.version).where(ApiKeyChanges.id == 1)
 
 
-async def key_record(connection: AsyncConnection, key_id: str) -> tuple[KeyRecord, AccountRecord] | None:
-    """The key and its account in one Core statement (no ORM identity map to build for a lookup)."""
-    row = (await connection.execute(_KEY_RECORD, {"key_id": key_id})).first()
+_KEY_READ = PointRead(_KEY_RECORD)
+_VERSION_READ = PointRead(_KEYS_VERSION)
+
+
+async def key_record(db: Database, key_id: str) -> tuple[KeyRecord, AccountRecord] | None:
+    """The key and its account in one statement of its own (db/database.py PointRead)."""
+    row = await db.point_read(_KEY_READ, {"key_id": key_id})
     if row is None:
         return None
     values: tuple[Any, ...] = tuple(row)
@@ -137,9 +142,12 @@ async def key_record(connection: AsyncConnection, key_id: str) -> tuple[KeyRecor
     return key, AccountRecord(id=account_id or "", name=account_name, user_group=user_group, created_at=account_created)
 
 
-async def keys_version(connection: AsyncConnection) -> int:
+async def keys_version(db: Database) -> int:
     """The change counter of the keys (`ApiKeyChanges`)."""
-    return int((await connection.execute(_KEYS_VERSION)).scalar_one())
+    row = await db.point_read(_VERSION_READ, {})
+    if row is None:
+        raise RuntimeError("the api_key_changes row is missing: run 'reelgate migrate'")
+    return int(row[0])
 
 
 async def keys_changed(session: AsyncSession) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from collections import namedtuple
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from sqlalchemy import event
+import asyncpg
+from sqlalchemy import JSON, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from reelgate.db.notify import WAKEUPS_INFO, Wakeups
@@ -77,6 +80,39 @@ def _drop_closed_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("connection closed by the server")
 
 
+# What asyncpg raises for a connection that is gone (point reads use the driver directly, so SQLAlchemy's own
+# disconnect handling does not see them).
+_LOST_CONNECTION = (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)
+
+
+class PointRead:
+    """A single-row read run on the driver's own connection, its SQL compiled once per dialect.
+
+    Why: through SQLAlchemy's Core, a point read spends most of its CPU in statement machinery (cache keys,
+    parameter processing, result metadata), several times what SQLite takes to answer it
+    (docs/benchmarks.md, the profile). The hot reads (a task, a key, the key counter) are a handful of fixed
+    statements, so each is compiled here once and sent as is; the row keeps the column names as attributes,
+    like a Core row. JSON columns are decoded here on SQLite (asyncpg decodes them itself, with the codec
+    SQLAlchemy installs on its connections)."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any], type[Any], tuple[int, ...]]] = {}
+
+    def compiled_for(self, dialect: Any) -> tuple[str, tuple[str, ...], dict[str, Any], type[Any], tuple[int, ...]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            columns = list(self.statement.selected_columns)
+            # rename: a join may select two columns of one name (read those by position).
+            row_type = namedtuple("PointRow", [column.key for column in columns], rename=True)  # type: ignore[misc]
+            json_at = tuple(i for i, column in enumerate(columns) if isinstance(column.type, JSON))
+            # Literals of the statement are bound parameters too: their values are the compiled defaults.
+            found = (str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params), row_type, json_at)
+            self._compiled[dialect.name] = found
+        return found
+
+
 class Database:
     def __init__(
         self,
@@ -139,17 +175,37 @@ class Database:
         async with self._statements.connect() as connection:
             yield connection
 
-    async def read_statement(self, run: Any) -> Any:
-        """`run(connection)` on a statement connection, retried once on a fresh connection when the one it got
-        was dead (PostgreSQL restarted since): a read has no effect to repeat."""
-        try:
-            async with self.statement() as connection:
-                return await run(connection)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-        async with self.statement() as connection:
-            return await run(connection)
+    async def point_read(self, query: PointRead, params: dict[str, Any]) -> Any | None:
+        """The one row `query` finds with `params` (None if none), in one statement of its own."""
+        sql, names, defaults, row_type, json_at = query.compiled_for(self.engine.dialect)
+        values = [params[name] if name in params else defaults[name] for name in names]
+        row: Any = None
+        for attempt in range(2):
+            async with self._statements.connect() as connection:
+                raw = await connection.get_raw_connection()
+                driver: Any = raw.driver_connection
+                try:
+                    if self.is_sqlite:
+                        cursor = await driver.execute(sql, values)
+                        row = await cursor.fetchone()
+                        await cursor.close()
+                    else:
+                        row = await driver.fetchrow(sql, *values)
+                    break
+                except _LOST_CONNECTION:
+                    # The server went away since this pooled connection was last used (a restart): a read has
+                    # no effect to repeat, so once more on a fresh connection.
+                    raw.invalidate()
+                    if attempt == 1:
+                        raise
+        if row is None:
+            return None
+        fields = list(row)
+        if self.is_sqlite:
+            for index in json_at:
+                if fields[index] is not None:
+                    fields[index] = json.loads(fields[index])
+        return row_type(*fields)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelgate.db.database import Database, PointRead
 from reelgate.db.models import Task
 from reelgate.queue.states import UNFINISHED
 
@@ -31,10 +32,13 @@ async def get_task(session: AsyncSession, task_id: str) -> Task | None:
 _TASK_ROW = select(*Task.__table__.columns).where(Task.id == bindparam("task_id"))
 
 
-async def task_row(connection: AsyncConnection, task_id: str) -> Row[Any] | None:
-    """A task as a plain row (its attributes named like the ORM's): one Core statement, no identity map, for
-    the hot read `GET /v1/tasks/{id}` that is asked every few seconds per task."""
-    return (await connection.execute(_TASK_ROW, {"task_id": task_id})).first()
+_TASK_READ = PointRead(_TASK_ROW)
+
+
+async def task_row(db: Database, task_id: str) -> Any | None:
+    """A task as a plain row (its attributes named like the ORM's) in one statement of its own, for the hot
+    read `GET /v1/tasks/{id}` that is asked every few seconds per task (db/database.py PointRead)."""
+    return await db.point_read(_TASK_READ, {"task_id": task_id})
 
 
 async def get_tasks(session: AsyncSession, task_ids: list[str]) -> list[Task]:

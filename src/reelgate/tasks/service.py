@@ -50,8 +50,9 @@ CONCURRENCY_RETRY_AFTER_S = 5
 MAX_PAGE = 100
 
 
-# A task as an ORM row or as a Core row of the same columns (the hot reads): what the task object is built from.
-TaskLike = Task | Row[Any]
+# A task as an ORM row, or a row of the same columns from a Core or point read (the hot reads): what the task
+# object is built from.
+TaskLike = Task | Row[Any] | Any
 
 
 def new_task_id(now: float) -> str:
@@ -291,10 +292,10 @@ async def get_visible_task(session: AsyncSession, settings: Settings, key: KeyFi
     return task
 
 
-async def visible_task_row(resources: TasksResources, key: KeyFields, task_id: str) -> Row[Any]:
+async def visible_task_row(resources: TasksResources, key: KeyFields, task_id: str) -> Any:
     """`get_visible_task` in one database round trip (a single statement, no transaction around it)."""
     validate_task_id(task_id)
-    row: Row[Any] | None = await resources.db.read_statement(lambda c: repository.task_row(c, task_id))
+    row = await repository.task_row(resources.db, task_id)
     if row is None or row.api_key_id != key.id or is_expired(row, resources.settings, time.time()):
         raise ApiError(404, NOT_FOUND_MESSAGE, param="task_id")
     return row
