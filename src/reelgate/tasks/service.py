@@ -8,6 +8,7 @@ reserve + enqueue" and "terminal state + settlement" are each one commit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import math
 import secrets
@@ -117,8 +118,7 @@ async def _checked_create(
         if upload is not None:
             urls[index] = stored_ref(upload)
             continue
-        # Decoding a data: URI is CPU work; keep it off the event loop.
-        checked = await asyncio.to_thread(
+        check = functools.partial(
             validate_image_at_create,
             url,
             param=f"image_urls[{index}]",
@@ -126,6 +126,9 @@ async def _checked_create(
             max_pixels=settings.max_image_pixels,
             allow_private=settings.allow_private_networks,
         )
+        # Decoding a data: URI is CPU work; keep it off the event loop. A URL's check is a parse of its syntax,
+        # far cheaper than the thread hand-off (which was a third of a create's CPU in the profile).
+        checked = await asyncio.to_thread(check) if url[:5].lower() == "data:" else check()
         if checked is not None:
             embedded[index] = checked
     if request.callback_url is not None:
