@@ -50,7 +50,7 @@ docs-serve: install
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 bench: install
-	$(BIN)/python bench/api_throughput.py
+	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/queue_latency.py
 	$(BIN)/python bench/motion.py
 

@@ -3,6 +3,9 @@ same uvicorn, in the same run, with wrk (a C load generator in its own process, 
 
     .venv/bin/python bench/api_load.py [--seconds 10] [--backends sqlite,postgres] [--api-processes 1] [--quick]
 
+`--api-processes 2`: reelgate's API in two processes sharing the port (rate limits counted in Redis,
+REELGATE_BENCH_REDIS_URL, default the tests' Redis on loopback, database 14); the bare app stays one process.
+
 reelgate runs as `reelgate serve --workers 0` (API only: a worker advertised in the registry stands for one
 elsewhere, so creates are accepted and stay pending). Routes: `GET /v1/tasks/{id}` (a poll), `GET
 /v1/tasks?limit=20` (a page of 20 task objects), `POST /v1/videos/generations` (a URL image: authenticated,
@@ -19,6 +22,7 @@ after it. Runs with non-2xx answers or socket errors are flagged: they measured 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,6 +32,8 @@ from _common import PostgresSchema, free_port, fresh_home, prepare_load, setting
 from _wrk import ROUTES, WrkMissing, WrkResult, request_of, run_wrk, seed, wrk_path
 
 BENCH_DIR = Path(__file__).parent
+# `--api-processes` above 1: the tests' Redis (a database of its own), where the processes count rate limits.
+REDIS_URL = os.environ.get("REELGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,9 @@ def measure_backend(
     home.mkdir(parents=True, exist_ok=True)
     load = prepare_load(home, schema, **(overrides or {}))
     env = settings_env(load.settings)
+    if api_processes > 1:
+        # Several processes count one rate limit only through Redis (serve refuses to start without it).
+        env["REELGATE_REDIS_URL"] = REDIS_URL
     if "sqlite_synchronous" in (overrides or {}):
         env["REELGATE_SQLITE_SYNCHRONOUS"] = str((overrides or {})["sqlite_synchronous"])
     port = free_port()

@@ -5,9 +5,9 @@ row (claims, leases, fenced worker writes, the terminal compare-and-sets) is the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.database import Database, PointRead
@@ -18,9 +18,17 @@ from reelgate.queue.states import UNFINISHED
 _IDS_PER_QUERY = 500
 
 
+_TASK_COLUMNS = tuple(column.key for column in Task.__table__.columns)
+# One statement object for every insert, its values passed as parameters: compiled once, found by a memoized
+# cache key (a statement built with `.values(...)` per call is hashed anew, a bind per column).
+_INSERT_TASK = insert(cast(Table, Task.__table__))
+
+
 async def insert_task(session: AsyncSession, task: Task) -> None:
-    session.add(task)
-    await session.flush()
+    """Insert a new (transient) task as one Core statement: the ORM's unit of work cost a create more than the
+    statement itself (docs/benchmarks.md, the profile). `task` stays a plain object outside the session, which
+    is all its callers need of it (its task object, its id)."""
+    await session.execute(_INSERT_TASK, {name: getattr(task, name) for name in _TASK_COLUMNS})
 
 
 async def get_task(session: AsyncSession, task_id: str) -> Task | None:
@@ -56,8 +64,9 @@ async def lock_task(session: AsyncSession, task_id: str) -> None:
 
 async def list_tasks(
     session: AsyncSession, api_key_id: str, *, limit: int, after: Task | None, not_finished_before: float
-) -> list[Task]:
-    query = select(Task).where(
+) -> list[Row[Any]]:
+    # Core rows, not ORM objects: a page builds 20 task objects, and an identity map of 20 rows was most of it.
+    query = select(*Task.__table__.columns).where(
         Task.api_key_id == api_key_id, or_(Task.finished_at.is_(None), Task.finished_at >= not_finished_before)
     )
     if after is not None:
@@ -65,7 +74,7 @@ async def list_tasks(
             or_(Task.created_at < after.created_at, and_(Task.created_at == after.created_at, Task.id < after.id))
         )
     query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
-    return list((await session.scalars(query)).all())
+    return list((await session.execute(query)).all())
 
 
 async def count_unfinished(session: AsyncSession, api_key_id: str) -> int:

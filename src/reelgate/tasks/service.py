@@ -267,6 +267,13 @@ async def create_task(
         user_group=account.user_group,
         credits_reserved_millicredits=quote.millicredits,
         credits_state="held",
+        # Set here, not left to column defaults: the row is inserted from these attributes as they are.
+        poster_key=None,
+        upstream_provider=None,
+        upstream_task_id=None,
+        upstream_state=None,
+        upstream_submitted_at=None,
+        purged=False,
     )
     await repository.insert_task(session, task)
     # Delivered only if this transaction commits: a worker is never woken for a task that does not exist.
