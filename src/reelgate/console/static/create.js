@@ -30,9 +30,14 @@ export function createPage(context) {
   }
 
   // --- the frames --------------------------------------------------------------------------------------
-  const frames = [frameSlot("first", "First frame", true), frameSlot("last", "Last frame", false)];
+  const frames = [
+    frameSlot("first", "First frame", true, "Preview of the start, framed as the video will be"),
+    frameSlot("last", "Last frame", false, "Preview of the end, framed as the video will be"),
+  ];
 
-  function frameSlot(name, label, required) {
+  // `previewName` leaves out the field's label: "First frame" names the file input alone, for people and for
+  // automation that finds controls by their labels.
+  function frameSlot(name, label, required, previewName) {
     const inputId = uid(name);
     const hintId = uid(`${name}-hint`);
     const error = errorLine(name);
@@ -43,7 +48,7 @@ export function createPage(context) {
       "aria-describedby": `${hintId} ${error.id}`,
     });
     const status = h("span", { class: "upload-status", "aria-live": "polite" });
-    const canvas = h("canvas", { class: "preview", hidden: true, role: "img", "aria-label": `${label} as the video frames it` });
+    const canvas = h("canvas", { class: "preview", hidden: true, role: "img", "aria-label": previewName });
     const remove = h("button", { type: "button", class: "quiet", hidden: true }, `Remove the ${label.toLowerCase()}`);
     const zone = h(
       "div",

@@ -182,7 +182,8 @@ export function taskPage(taskId, context) {
     const parts = [
       h("div", { class: "heading-row" }, h("h1", {}, "Task ", h("code", {}, task.id)), statusBadge(task.status)),
       h("p", { class: "prompt full" }, task.task_info.prompt || ""),
-      live ? bar.element : null,
+      // Kept at 100 once completed, so the page says the work is done in the same place it showed it going.
+      live || task.status === "completed" ? bar.element : null,
       errorText(task),
       problem,
     ];
