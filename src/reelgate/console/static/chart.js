@@ -39,7 +39,8 @@ export function usageChart(usage) {
     });
     bar.append(svg("title", {}, `${day.date}: ${credits(day.credits_spent)} credits, ${day.tasks} tasks`));
     chart.append(bar);
-    if (index === 0 || index === days.length - 1 || index % 7 === 0) {
+    // A date every week, counted back from today so the last bar is always labelled.
+    if ((days.length - 1 - index) % 7 === 0) {
       chart.append(
         svg("text", { x: x + step * 0.35, y: HEIGHT - 8, class: "tick", "text-anchor": "middle" }, day.date.slice(5)),
       );
