@@ -254,7 +254,7 @@ function keysPage(context) {
 
   function secretField(label, value) {
     const input = h("input", { type: "text", readonly: true, value, class: "secret", spellcheck: "false" });
-    const copy = h("button", { type: "button", class: "quiet" }, `Copy ${label.toLowerCase()}`);
+    const copy = h("button", { type: "button", class: "quiet", "aria-label": `Copy: ${label}` }, "Copy");
     copy.addEventListener("click", async () => {
       input.select();
       try {
@@ -301,7 +301,7 @@ function keysPage(context) {
           return h("tr", { dataset: { keyId: key.id } }, cells, actions);
         }),
       );
-      replace(list, table(["Name", "Id", "Account", "Status", "Limits", "Models", "Expires", ""], rows, "No keys yet."));
+      replace(list, h("h2", {}, "All keys"), table(["Name", "Id", "Account", "Status", "Limits", "Models", "Expires", ""], rows, "No keys yet."));
     } catch (failure) {
       if (failure.name !== "AbortError" && !context.signedOutBy(failure)) problem.textContent = describe(failure);
     }
