@@ -154,8 +154,8 @@ def _tab(browser: Browser, viewport: dict[str, int]) -> Iterator[Tab]:
 
 def sign_in(page: Page, base_url: str, token: str) -> None:
     page.goto(f"{base_url}/")
-    page.get_by_label("API key").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("API key", exact=True).fill(token)
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("button", name="Sign out").wait_for()
 
 

@@ -55,11 +55,12 @@ def test_sign_in_generate_watch_the_progress_and_play(
     sign_in(page, running.base_url, key)
     assert page.url == f"{running.base_url}/console/create"
 
-    page.get_by_label("First frame").set_input_files(FIRST)
-    page.get_by_label("Last frame").set_input_files(LAST)
-    page.get_by_label("Prompt").fill("A slow dolly in as the light warms")
-    page.get_by_label("Aspect ratio").select_option("16:9")
-    page.get_by_label("Duration").select_option("5")
+    # The names the issue gives the controls, exactly: users' automation finds them so.
+    page.get_by_label("First frame", exact=True).set_input_files(FIRST)
+    page.get_by_label("Last frame", exact=True).set_input_files(LAST)
+    page.get_by_label("Prompt", exact=True).fill("A slow dolly in as the light warms")
+    page.get_by_label("Aspect ratio", exact=True).select_option("16:9")
+    page.get_by_label("Duration", exact=True).select_option("5")
     price = page.locator("output.price")
     price.get_by_text("Price: 5 credits").wait_for()
     assert f"{output_size('16:9', SHORT_SIDE_PX)[0]}×{output_size('16:9', SHORT_SIDE_PX)[1]}" in price.inner_text()
@@ -81,7 +82,7 @@ def test_sign_in_generate_watch_the_progress_and_play(
 
     # Installed before the click: the console changes pages in the same document, so it sees every value.
     page.evaluate(RECORD_PROGRESS)
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate", exact=True).click()
     page.wait_for_url(f"{running.base_url}/console/tasks/task-unified-*")
     task_id = page.url.rsplit("/", 1)[1]
     page.wait_for_function("() => window.__progress.some((value) => value > 0)", timeout=120_000)

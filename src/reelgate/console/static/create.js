@@ -53,12 +53,14 @@ export function createPage(context) {
     const zone = h(
       "div",
       { class: "drop" },
-      h("label", { for: inputId }, label, required ? "" : h("span", { class: "optional" }, " (optional)")),
+      // The label is the name alone ("First frame", "Last frame": part of the interface); "optional" is said
+      // by the hint, which the control is described by.
+      h("label", { for: inputId }, label),
       input,
       h(
         "p",
         { id: hintId, class: "hint" },
-        required ? "Drop an image here or choose one: JPEG, PNG or WebP, up to 10 MB." : "With a last frame the video ends on it.",
+        required ? "Drop an image here or choose one: JPEG, PNG or WebP, up to 10 MB." : "Optional: with a last frame, the video ends on it.",
       ),
       canvas,
       h("div", { class: "row" }, status, remove),
@@ -195,12 +197,13 @@ export function createPage(context) {
   errors.aspect_ratio = errors.ratio;
 
   const callbackId = uid("callback");
+  const callbackHintId = uid("callback-hint");
   fields.callback = h("input", {
     id: callbackId,
     type: "url",
     inputmode: "url",
     placeholder: "https://example.com/hooks/reelgate",
-    "aria-describedby": errorLine("callback_url").id,
+    "aria-describedby": `${callbackHintId} ${errorLine("callback_url").id}`,
   });
   fields.callback.addEventListener("input", formChanged);
 
@@ -325,8 +328,9 @@ export function createPage(context) {
     h(
       "div",
       { class: "field" },
-      h("label", { for: callbackId }, "Callback URL", h("span", { class: "optional" }, " (optional, https)")),
+      h("label", { for: callbackId }, "Callback URL"),
       fields.callback,
+      h("p", { id: callbackHintId, class: "hint" }, "Optional, https: the task is POSTed there when it ends (signed)."),
       errors.callback_url,
     ),
     h("div", { class: "submit" }, price, generate, errors.generate),
