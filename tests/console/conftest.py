@@ -22,7 +22,14 @@ import httpx
 import pytest
 
 from reelgate.config import Settings
-from tests.conftest import REQUIRE_SERVICES, advertise_worker, make_settings, migrate_db, settings_env, sqlite_backend_at
+from tests.conftest import (
+    REQUIRE_SERVICES,
+    advertise_worker,
+    make_settings,
+    migrate_db,
+    settings_env,
+    sqlite_backend_at,
+)
 from tests.e2e.processes import Processes, free_port, ready, wait_until
 
 if TYPE_CHECKING:
