@@ -63,7 +63,7 @@ def test_the_quote_is_what_a_create_reserves_and_the_frame_the_engine_renders(
     ],
 )
 def test_a_bad_quote_names_the_field(
-    tmp_path: Path, sqlite_backend: Backend, query: dict[str, object], status: int, param: str
+    tmp_path: Path, sqlite_backend: Backend, query: dict[str, str | int], status: int, param: str
 ) -> None:
     with harness(_settings(tmp_path, sqlite_backend)) as h:
         key, _ = h.new_key(credits=10)
@@ -126,7 +126,8 @@ def test_usage_per_day_from_the_ledger(tmp_path: Path, sqlite_backend: Backend) 
                     ("reserve", 2500, now - 2 * DAY_S - 3000),  # 00:10 on the window's first day
                     ("capture", 2500, now - 2 * DAY_S - 7800),  # 23:10 the day before: outside
                 ]:
-                    session.add(CreditEntry(account_id=account_id, kind=kind, amount_millicredits=amount, created_at=at))
+                    entry = CreditEntry(account_id=account_id, kind=kind, amount_millicredits=amount, created_at=at)
+                    session.add(entry)
 
         h.call(seed)
         window = h.call(lambda: accounts.account_usage(h.resources.db, account_id, days=3, now=now))

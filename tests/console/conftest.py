@@ -181,4 +181,5 @@ def new_key(server: Server, *, credits: float, name: str = "console") -> str:
 
 
 def api(server: Server, key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, f"{server.base_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=10, **kwargs)
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.request(method, f"{server.base_url}{path}", headers=headers, timeout=10, **kwargs)

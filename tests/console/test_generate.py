@@ -63,7 +63,8 @@ def test_sign_in_generate_watch_the_progress_and_play(
     page.get_by_label("Duration", exact=True).select_option("5")
     price = page.locator("output.price")
     price.get_by_text("Price: 5 credits").wait_for()
-    assert f"{output_size('16:9', SHORT_SIDE_PX)[0]}×{output_size('16:9', SHORT_SIDE_PX)[1]}" in price.inner_text()
+    frame_w, frame_h = output_size("16:9", SHORT_SIDE_PX)
+    assert f"{frame_w}\N{MULTIPLICATION SIGN}{frame_h} on motion" in price.inner_text()
     page.get_by_text("Uploaded (file_", exact=False).nth(1).wait_for()
 
     # The previews are the engine's crop of each image at the engine's frame, to the pixel.

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 FIRST = Path(__file__).resolve().parents[2] / "examples" / "first-frame.jpg"
 
 UNLABELLED = """() => [...document.querySelectorAll('main input, main select, main textarea')]
-  .filter((el) => !el.labels || ![...el.labels].some((label) => label.offsetParent !== null && label.textContent.trim()))
+  .filter((el) => !el.labels
+    || ![...el.labels].some((label) => label.offsetParent !== null && label.textContent.trim()))
   .map((el) => el.outerHTML)"""
 OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
 
@@ -26,7 +27,10 @@ def test_phone_width_and_keyboard(running: Server, phone: Tab, screenshots: Path
     key = new_key(running, credits=50)
     image = "data:image/jpeg;base64," + base64.b64encode(FIRST.read_bytes()).decode()
     created = api(
-        running, key, "POST", "/v1/videos/generations",
+        running,
+        key,
+        "POST",
+        "/v1/videos/generations",
         json={"model": DEFAULT_MODEL, "prompt": "A slow zoom in", "image_urls": [image], "aspect_ratio": "9:16"},
     ).json()
     page = phone.page
@@ -61,7 +65,9 @@ def test_phone_width_and_keyboard(running: Server, phone: Tab, screenshots: Path
     while api(running, key, "GET", f"/v1/tasks/{created['id']}").json()["status"] != "completed":
         assert time.monotonic() < deadline, "the task did not complete"
         time.sleep(0.2)
-    for route, shot in (("tasks", "phone-tasks.png"), (f"tasks/{created['id']}", "phone-task.png"), ("account", "phone-account.png")):
+    task_page = f"tasks/{created['id']}"
+    pages = [("tasks", "phone-tasks.png"), (task_page, "phone-task.png"), ("account", "phone-account.png")]
+    for route, shot in pages:
         page.goto(f"{running.base_url}/console/{route}")
         page.locator("main h1").wait_for()
         page.locator("main .hint", has_text="Loading").first.wait_for(state="detached")

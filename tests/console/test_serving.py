@@ -19,7 +19,9 @@ from tests.console.conftest import Server, Tab
 STATIC = Path(str(package_files.files("reelgate.console").joinpath("static")))
 # Ways a script turns a string into markup or code: none may appear in the console's sources.
 INLINE = re.compile(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+\s*=", re.IGNORECASE)
-FORBIDDEN = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|setTimeout\(\s*[\"'`]")
+FORBIDDEN = re.compile(
+    r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|setTimeout\(\s*[\"'`]"
+)
 
 
 def test_the_shell_and_every_page_path_carry_the_strict_headers(client: TestClient) -> None:
