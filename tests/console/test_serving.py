@@ -115,3 +115,17 @@ def test_the_preview_crops_as_the_engine_does(running: Server, tab: Tab) -> None
     mismatches = [(case, got, want) for case, got, want in zip(cases, computed, expected, strict=True) if got != want]
     assert not mismatches, mismatches[:5]
     tab.assert_clean()
+
+
+def test_every_console_file_ships_in_the_wheel() -> None:
+    """The package data globs of pyproject.toml cover every file of the console (a wheel without them would
+    serve a blank page). `pip wheel . --no-deps` and a listing show the same."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["reelgate"]
+    package_root = STATIC.parents[1]
+    files = [path.relative_to(package_root).as_posix() for path in STATIC.rglob("*") if path.is_file()]
+    assert files
+    assert [name for name in files if not any(fnmatch(name, glob) for glob in globs)] == []
