@@ -85,6 +85,8 @@ def test_a_proxy_root_path_prefixes_the_shells_urls(settings: Settings) -> None:
     with TestClient(create_app(settings), root_path="/rg") as prefixed:
         page = prefixed.get("/console")
     assert 'data-root="/rg"' in page.text and 'src="/rg/console/assets/app.js"' in page.text
+    assert 'href="/rg/console/assets/console.css"' in page.text and 'href="/rg/console" data-link' in page.text
+    assert '="/console' not in page.text
 
 
 @pytest.mark.slow

@@ -28,8 +28,9 @@ CONSOLE_URL = "/console"
 ASSETS_URL = "/console/assets"
 ASSETS_PACKAGE = ("reelgate.console", "static")
 _SHELL = "index.html"
-# The shell names its files under this prefix; behind a proxy that mounts the app under a root path, it is
-# rewritten to the prefixed URL (a <base> element would need `base-uri`, which the policy denies).
+# Behind a proxy that mounts the app under a root path, the shell's URLs (its files, its links) are rewritten to
+# the prefixed ones and the root is handed to the scripts here (a <base> element would need `base-uri`, which
+# the policy denies).
 _SHELL_PREFIX = 'data-root="" '
 
 
@@ -103,13 +104,12 @@ def install_console(app: FastAPI, settings: Settings) -> None:
 
     def page(request: Request) -> HTMLResponse:
         root = str(request.scope.get("root_path", "")).rstrip("/")
-        body = (
-            shell
-            if not root
-            else shell.replace(_SHELL_PREFIX, f'data-root="{_attribute(root)}" ').replace(
-                f'"{ASSETS_URL}/', f'"{_attribute(root)}{ASSETS_URL}/'
-            )
-        )
+        body = shell
+        if root:
+            prefix = _attribute(root)
+            body = body.replace(_SHELL_PREFIX, f'data-root="{prefix}" ')
+            for url in (CONSOLE_URL, "/docs"):
+                body = body.replace(f'="{url}', f'="{prefix}{url}')
         return HTMLResponse(body, headers={**headers, "Cache-Control": "no-store"})
 
     @app.get("/", include_in_schema=False)
