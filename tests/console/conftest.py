@@ -93,19 +93,19 @@ def _serve(directory: Path, *, workers: int, held: bool) -> Iterator[Server]:
         processes.stop_all()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def running(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Server]:
     """A server whose own worker renders every task."""
     yield from _serve(tmp_path_factory.mktemp("running"), workers=1, held=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def held(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Server]:
     """A server whose tasks stay pending: no worker here, one advertised as busy elsewhere."""
     yield from _serve(tmp_path_factory.mktemp("held"), workers=0, held=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(chromium: Path) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 

@@ -61,7 +61,9 @@ async def quote_video_generation(
     resources: ResourcesDep,
     model: Annotated[str, Query(min_length=1, max_length=200, description="Public model name")] = DEFAULT_MODEL,
     aspect_ratio: Annotated[AspectRatio, Query(description="16:9, 9:16 or 1:1")] = "16:9",
-    duration: Annotated[int, Query(description="Seconds of video: 5 or 10")] = 5,
+    # An int checked by the service (a query string is text, and a Literal of ints refuses "5"); the enum
+    # tells the document's readers the two values.
+    duration: Annotated[int, Query(description="Seconds of video: 5 or 10", json_schema_extra={"enum": [5, 10]})] = 5,
 ) -> VideoQuote:
     reject_unknown_query(request, allowed=("model", "aspect_ratio", "duration"))
     return await service.quote(resources, caller, model=model, aspect_ratio=aspect_ratio, duration=duration)

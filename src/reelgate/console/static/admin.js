@@ -241,8 +241,8 @@ function keysPage(context) {
         shown,
         h("h2", {}, "Key created: copy it now"),
         h("p", {}, "It is shown this once; the server keeps only a hash of it."),
-        secretField("The new API key", created.key),
-        secretField("Its webhook secret", created.webhook_secret),
+        secretField("The new API key", created.key, "Copy the key"),
+        secretField("Its webhook secret", created.webhook_secret, "Copy the secret"),
         h("p", { class: "hint" }, `Key ${created.info.name} (${created.info.id}) on account ${created.info.account_id}.`),
       );
       name.value = "";
@@ -252,9 +252,9 @@ function keysPage(context) {
     }
   });
 
-  function secretField(label, value) {
+  function secretField(label, value, copyName) {
     const input = h("input", { type: "text", readonly: true, value, class: "secret", spellcheck: "false" });
-    const copy = h("button", { type: "button", class: "quiet", "aria-label": `Copy: ${label}` }, "Copy");
+    const copy = h("button", { type: "button", class: "quiet" }, copyName);
     copy.addEventListener("click", async () => {
       input.select();
       try {
