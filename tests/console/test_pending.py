@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.console.conftest import Server, Tab, api, new_key, sign_in
+from tests.e2e.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -109,4 +110,29 @@ def test_a_prompt_with_markup_is_shown_as_text(held: Server, tab: Tab, screensho
     assert page.locator("main img:not(.thumb), main script").count() == 0
     assert page.evaluate("() => window.__xss") is None
     page.screenshot(path=str(screenshots / "tasks-xss.png"), full_page=True)
+    tab.assert_clean()
+
+
+def test_the_callback_log_and_redeliver(held: Server, tab: Tab, screenshots: Path) -> None:
+    """A cancel ends the task and sends its callback; nothing listens at the URL, so the log shows every attempt
+    fail, and Redeliver starts a second series with the same webhook-id."""
+    key = new_key(held, credits=50)
+    page = tab.page
+    sign_in(page, held.base_url, key)
+    page.get_by_label("Callback URL", exact=True).fill(f"https://127.0.0.1:{free_port()}/hooks/reelgate")
+    _generate(tab, "A slow pan to the left")
+    page.wait_for_url(f"{held.base_url}/console/tasks/task-unified-*")
+    task_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    log = page.locator(".deliveries")
+    # Four attempts, 1, 2 and 4 s apart, then the series is given up.
+    log.get_by_text("Attempt 4: failed", exact=False).wait_for(timeout=60_000)
+    log.locator("strong", has_text="failed").wait_for()
+    assert "connection" in log.inner_text()
+    page.screenshot(path=str(screenshots / "task-callbacks.png"), full_page=True)
+    page.get_by_role("button", name="Redeliver", exact=True).click()
+    log.get_by_text("series 2", exact=False).wait_for()
+    deliveries = api(held, key, "GET", f"/v1/tasks/{task_id}/callbacks").json()["data"]
+    assert [d["series"] for d in deliveries] == [2, 1]
+    assert deliveries[0]["webhook_id"] == deliveries[1]["webhook_id"]
     tab.assert_clean()

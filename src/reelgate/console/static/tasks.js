@@ -7,6 +7,7 @@ import { ago, credits, dateTime, duration } from "./format.js";
 import { followTask } from "./sse.js";
 
 const PAGE = 20;
+const CALLBACK_REFRESH_MS = 1000;
 const UNFINISHED = new Set(["pending", "processing"]);
 
 function progressBar(task) {
@@ -320,6 +321,12 @@ export function taskPage(taskId, context) {
         parts.push(redeliver, note);
       }
       replace(box, ...parts);
+      if (answer.data.some((delivery) => delivery.state === "pending") && !context.signal.aborted) {
+        // A series still running (its retries are 1, 2 and 4 s apart): show each attempt as it is made.
+        setTimeout(() => {
+          if (!context.signal.aborted && box.isConnected) loadCallbacks(task, box);
+        }, CALLBACK_REFRESH_MS);
+      }
     } catch (error) {
       if (error.name !== "AbortError") replace(box, h("h2", {}, "Callback deliveries"), h("p", { class: "field-error" }, describe(error)));
     }
