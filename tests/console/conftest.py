@@ -2,6 +2,8 @@
 directory for the screenshots every test leaves behind (REELGATE_CONSOLE_SCREENSHOTS, else a pytest temporary
 directory; the log names it).
 
+The servers live for the session; the browser for a module (Playwright's sync API keeps an event loop running in
+the test thread while it is open, and the database helpers of tests/conftest.py need that thread's loop free).
 Two servers, so that nothing waits on timing: `running` has an in-process worker that renders every task (the
 motion engine at a small size); `held` has none, and a worker advertised in the registry stands for a busy one
 elsewhere, so its tasks stay pending for as long as a test needs (cancel, refusals, admin).
@@ -13,7 +15,8 @@ skip with the reason; under REELGATE_REQUIRE_SERVICES=1 (CI) they fail instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,13 +74,20 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def _off_loop(work: Callable[[Settings], object], settings: Settings) -> None:
+    """Run a database helper (it runs an event loop of its own) in a thread: a browser started earlier in the
+    session keeps Playwright's event loop running in this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(work, settings).result()
+
+
 def _serve(directory: Path, *, workers: int, held: bool) -> Iterator[Server]:
     settings = make_settings(
         directory / "home", sqlite_backend_at(directory), motion_short_side_px=SHORT_SIDE_PX, lease_s=LEASE_S
     )
-    migrate_db(settings)
+    _off_loop(migrate_db, settings)
     if held:
-        advertise_worker(settings)
+        _off_loop(advertise_worker, settings)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**settings_env(settings), "REELGATE_PUBLIC_URL": base_url, "REELGATE_ADMIN_TOKEN": ADMIN_TOKEN}
@@ -105,7 +115,7 @@ def held(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[S
     yield from _serve(tmp_path_factory.mktemp("held"), workers=0, held=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
