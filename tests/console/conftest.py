@@ -176,12 +176,12 @@ def sign_in(page: Page, base_url: str, token: str) -> None:
     page.get_by_role("button", name="Sign out").wait_for()
 
 
-def new_key(server: Server, *, credits: float, name: str = "console") -> str:
+def new_key(server: Server, *, credits: float, name: str = "console", **limits: int) -> str:
     """A key on a new account through the admin API (Playwright's sync API keeps an event loop running in this
     thread, so the database helpers of tests/conftest.py, which run one of their own, cannot be used here)."""
     answer = httpx.post(
         f"{server.base_url}/admin/v1/keys",
-        json={"name": name, "credits": credits},
+        json={"name": name, "credits": credits, **limits},
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         timeout=10,
     )

@@ -71,6 +71,18 @@ def test_out_of_credits_is_a_402_next_to_generate(held: Server, tab: Tab, screen
     tab.assert_clean()
 
 
+def test_over_the_rate_limit_is_a_429_next_to_generate(held: Server, tab: Tab) -> None:
+    key = new_key(held, credits=50, rpm=1)  # the upload spends the one write a minute; the create is over
+    page = tab.page
+    sign_in(page, held.base_url, key)
+    _generate(tab, "A slow pan to the left")
+    refusal = page.locator(".submit .field-error")
+    refusal.get_by_text("429 rate_limit_error", exact=False).wait_for()
+    assert "Retry after" in refusal.inner_text()
+    assert page.url == f"{held.base_url}/console/create"
+    tab.assert_clean()
+
+
 def test_a_file_that_is_not_an_image_is_a_400_next_to_it(
     held: Server, tab: Tab, screenshots: Path, tmp_path: Path
 ) -> None:
