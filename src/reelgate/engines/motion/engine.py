@@ -53,6 +53,10 @@ class MotionEngine:
     def availability(self) -> Availability:
         return self._availability
 
+    def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
+        """The video's frame: the first image, centre-cropped to it, is the first frame (engines.base.KnownFrame)."""
+        return output_size(aspect_ratio, self.short_side_px)
+
     def estimate_seconds(self, duration_s: int) -> float:
         pixels_vs_720p = (self.short_side_px / 720) ** 2
         frames = duration_s * OUTPUT_FPS
