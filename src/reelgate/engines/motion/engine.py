@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from reelgate.engines.base import OUTPUT_FPS, Availability, EngineResult, Job, JobCancelled, RGBImage, RunContext
+from reelgate.engines.base import OUTPUT_FPS, Availability, EngineResult, Job, RGBImage, RunContext, raise_if_cancelled
 from reelgate.engines.motion.camera import camera_frames, camera_move_from_prompt
 from reelgate.engines.motion.morph import morph_frames, plan_morph
 from reelgate.media.framing import fit_to_frame, output_size
@@ -66,7 +66,7 @@ class MotionEngine:
             raise ValueError(f"the motion engine takes 1 or 2 images, got {len(job.images)}")
         width, height = output_size(job.aspect_ratio, self.short_side_px)
         count = job.frame_count
-        _check(ctx)
+        raise_if_cancelled(ctx)
         info: dict[str, str | int | float | bool]
         if len(job.images) == 1:
             move = camera_move_from_prompt(job.prompt)
@@ -77,10 +77,10 @@ class MotionEngine:
             frames, info = _morph(job.images[0], job.images[1], width, height, count, self.refine)
             done_before_frames = _FLOW_PROGRESS_SHARE
             ctx.report_progress(done_before_frames)
-            _check(ctx)
+            raise_if_cancelled(ctx)
         with VideoWriter(output_path, width, height, job.fps) as writer:
             for index, frame in enumerate(frames):
-                _check(ctx)
+                raise_if_cancelled(ctx)
                 writer.write(frame)
                 ctx.report_progress(done_before_frames + (1.0 - done_before_frames) * (index + 1) / count)
         return EngineResult(video_path=output_path, width=width, height=height, frames=count, fps=job.fps, info=info)
@@ -101,8 +101,3 @@ def _morph(
         if refines(plan):
             return refined_morph_frames(a, b, plan, count, shared_refiner()), info
     return morph_frames(a, b, plan, count), info
-
-
-def _check(ctx: RunContext) -> None:
-    if ctx.cancelled():
-        raise JobCancelled()
