@@ -32,6 +32,7 @@ from reelgate.engines.base import RGBImage
 from reelgate.engines.motion.flow import FlowField, Gray, Plane, TwoWayFlow, pixel_grid, two_way_flow
 from reelgate.engines.motion.homography import CameraFit, choose_camera_model, estimate_camera, rescale
 from reelgate.engines.motion.layered import LayeredMorph, ResidualFlow
+from reelgate.engines.motion.planes import Layout, as_frame, sources_planes
 
 WORK_SHORT_SIDE_PX = 360
 # The residual flow is kept only where it is a real motion that explains B much better than the camera
@@ -108,6 +109,8 @@ def _plan_with_camera(
     flow = two_way_flow(gray_a, registered, covered)
     info["flow_consistency"] = round(flow.consistency, 3)
     camera = rescale(matrix, width / work_w, height / work_h)
+    if model == "similarity":
+        camera[2] = (0.0, 0.0, 1.0)  # exactly affine, so every frame is warped as one (rescale may leave 1e-17)
     gated, share = _gated(flow, gray_a, registered, covered)
     info["residual_share"] = round(share, 4)
     if flow.trusted and share >= MIN_RESIDUAL_SHARE:
@@ -184,7 +187,7 @@ def _residual(flow: TwoWayFlow, width: int, height: int, size: tuple[int, int]) 
     )
 
 
-def crossfade_at(a: RGBImage, b: RGBImage, t: float) -> RGBImage:
+def crossfade_at(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], t: float) -> npt.NDArray[np.uint8]:
     if t <= 0.0:
         return a
     if t >= 1.0:
@@ -196,8 +199,17 @@ def frame_at(plan: MorphPlan, a: RGBImage, b: RGBImage, t: float) -> RGBImage:
     return plan.renderer.frame_at(t) if plan.renderer is not None else crossfade_at(a, b, t)
 
 
-def morph_frames(a: RGBImage, b: RGBImage, plan: MorphPlan, count: int) -> Iterator[RGBImage]:
-    """`count` frames from A to B, one at a time; the first is A and the last is B."""
+def morph_frames(
+    a: RGBImage, b: RGBImage, plan: MorphPlan, count: int, layout: Layout = "rgb"
+) -> Iterator[npt.NDArray[np.uint8]]:
+    """`count` frames from A to B in `layout`, one at a time; the first is A and the last is B."""
     last = max(count - 1, 1)
+    if plan.renderer is not None:
+        renderer = plan.renderer.in_layout(layout)
+        for index in range(count):
+            yield renderer.frame_at(index / last)
+        return
+    # A crossfade is linear in the pixel values, so it is made in the layout from A and B converted once.
+    first, final = (as_frame(planes, layout) for planes in sources_planes([a, b], layout))
     for index in range(count):
-        yield frame_at(plan, a, b, index / last)
+        yield crossfade_at(first, final, index / last)
