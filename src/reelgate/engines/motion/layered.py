@@ -91,6 +91,15 @@ class LayeredMorph:
         xs = (np.arange(work_w, dtype=np.float32) + 0.5) * self._step_x - 0.5
         ys = (np.arange(work_h, dtype=np.float32) + 0.5) * self._step_y - 0.5
         self._grid_x, self._grid_y = np.meshgrid(xs, ys)
+        self._grid_to_output = np.array(
+            [[self._step_x, 0.0, 0.5 * self._step_x - 0.5], [0.0, self._step_y, 0.5 * self._step_y - 0.5], [0, 0, 1.0]]
+        )
+        # `_inside` at every pixel of an image: sampled between pixels it is the same ramp (to within the
+        # kinks half a pixel in), and zero past the edge.
+        pixels_x, pixels_y = np.meshgrid(
+            np.arange(self.width, dtype=np.float32), np.arange(self.height, dtype=np.float32)
+        )
+        self._ramp = self._inside(pixels_x, pixels_y) if residual is None else np.zeros((1, 1), np.float32)
 
     def in_layout(self, layout: Layout) -> LayeredMorph:
         """The same morph rendering frames in `layout` (A and B are converted once, here)."""
@@ -106,11 +115,15 @@ class LayeredMorph:
         to_a_frame = np.asarray(np.linalg.inv(self.path.at(t)), dtype=np.float64)
         if self._affine:
             to_a_frame[2] = (0.0, 0.0, 1.0)  # exact: the inverse of an affine map is affine
-        z_x, z_y = _apply(to_a_frame, self._grid_x, self._grid_y)
-        a_x, a_y, b_x, b_y = z_x, z_y, z_x, z_y
-        seen_a: Plane | float = 1.0
-        seen_b: Plane | float = 1.0
-        if self.residual is not None:
+        to_b_frame = self.camera @ to_a_frame
+        if self.residual is None:
+            # The camera alone: how far inside its image each sample lies is the edge ramp of that image
+            # seen through the frame's mapping, one warp of the ramp at the working size per image.
+            weight_a = (1.0 - t) * self._ramp_through(to_a_frame) * (1.0 + _OCCLUSION_FLOOR)
+            weight_b = t * self._ramp_through(to_b_frame) * (1.0 + _OCCLUSION_FLOOR)
+            maps = None
+        else:
+            z_x, z_y = _apply(to_a_frame, self._grid_x, self._grid_y)
             index_x, index_y = self._work_index(z_x, z_y)
             forward = _sample(self.residual.forward, index_x, index_y)
             backward = _sample(self.residual.backward, index_x, index_y)
@@ -120,17 +133,16 @@ class LayeredMorph:
             b_x, b_y = z_x + to_b[..., 0], z_y + to_b[..., 1]
             seen_a = _sample(self.residual.visible_forward, *self._work_index(a_x, a_y))
             seen_b = _sample(self.residual.visible_backward, *self._work_index(b_x, b_y))
-        b_x, b_y = _apply(self.camera, b_x, b_y)
-        weight_a = (1.0 - t) * self._inside(a_x, a_y) * (_OCCLUSION_FLOOR + seen_b)
-        weight_b = t * self._inside(b_x, b_y) * (_OCCLUSION_FLOOR + seen_a)
+            b_x, b_y = _apply(self.camera, b_x, b_y)
+            weight_a = (1.0 - t) * self._inside(a_x, a_y) * (_OCCLUSION_FLOOR + seen_b)
+            weight_b = t * self._inside(b_x, b_y) * (_OCCLUSION_FLOOR + seen_a)
+            maps = np.dstack([a_x, a_y, b_x, b_y])
         # Where neither sample is inside its image, fall back to the plain blend of the edge colours.
         weight_a = weight_a + 1e-4 * (1.0 - t)
         weight_b = weight_b + 1e-4 * t
         weight_a = np.ascontiguousarray(weight_a, dtype=np.float32)
         weight_b = np.ascontiguousarray(weight_b, dtype=np.float32)
-        maps = np.dstack([a_x, a_y, b_x, b_y]) if self.residual is not None else None
         frame, targets = frame_buffer(self.width, self.height, self.layout)
-        to_b_frame = self.camera @ to_a_frame
         for source_a, source_b, scale, target in zip(
             self._planes_a.planes, self._planes_b.planes, self._planes_a.scales, targets, strict=True
         ):
@@ -138,8 +150,8 @@ class LayeredMorph:
             # The chroma planes of 720p are the working grid's size: their weights need no resize.
             plane_weight_a, plane_weight_b = weight_a, weight_b
             if size != (weight_a.shape[1], weight_a.shape[0]):
-                plane_weight_a = cv2.resize(weight_a, size, interpolation=cv2.INTER_LINEAR)
-                plane_weight_b = cv2.resize(weight_b, size, interpolation=cv2.INTER_LINEAR)
+                plane_weight_a = np.asarray(cv2.resize(weight_a, size, interpolation=cv2.INTER_LINEAR), np.float32)
+                plane_weight_b = np.asarray(cv2.resize(weight_b, size, interpolation=cv2.INTER_LINEAR), np.float32)
             if maps is None:
                 from_a = self._warp(source_a, to_a_frame, scale, size)
                 from_b = self._warp(source_b, to_b_frame, scale, size)
@@ -170,6 +182,17 @@ class LayeredMorph:
         else:
             warped = cv2.warpPerspective(source, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         return np.asarray(warped, dtype=np.uint8)
+
+    def _ramp_through(self, to_image: Matrix) -> Plane:
+        """`_inside` at every cell of the working grid mapped by `to_image` (output pixel -> image pixel)."""
+        matrix = to_image @ self._grid_to_output
+        size = (self._grid_x.shape[1], self._grid_x.shape[0])
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        if self._affine:
+            ramp = cv2.warpAffine(self._ramp, matrix[:2], size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        else:
+            ramp = cv2.warpPerspective(self._ramp, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        return np.asarray(ramp, dtype=np.float32)
 
     def _plane_maps(self, maps: Plane, scale: float, size: tuple[int, int]) -> list[Plane]:
         """The sampling maps (working grid, output pixels) at every pixel of a plane, in its pixels."""
