@@ -426,7 +426,9 @@ def time_generate(images: list[Path], prompt: str, output: Path, env: dict[str, 
     runs = []
     for _ in range(repeats):
         cpu, started = _children_cpu_s(), time.perf_counter()
-        subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)
+        completed = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stdout[-2000:]}{completed.stderr[-2000:]}")
         runs.append(Timing(time.perf_counter() - started, _children_cpu_s() - cpu))
     return _median(runs)
 

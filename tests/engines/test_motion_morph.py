@@ -248,3 +248,46 @@ def test_rescaled_homography_maps_pixel_centres_consistently() -> None:
     shift = np.array([[1.0, 0.0, 4.0], [0.0, 1.0, -2.0], [0.0, 0.0, 1.0]])
     doubled = rescale(shift, 2.0, 2.0)
     assert np.allclose(doubled, [[1.0, 0.0, 8.0], [0.0, 1.0, -4.0], [0.0, 0.0, 1.0]])
+
+
+def _moving_patch_pair(scene: Image) -> tuple[Image, Image]:
+    patch = np.ascontiguousarray(_photo("astronaut")[100:160, 180:240])
+    frames = []
+    for t in (0.0, 1.0):
+        image = _view(scene, 0.0).copy()
+        x = round(100 + 24 * t)
+        image[60:120, x : x + 60] = patch
+        frames.append(image)
+    return frames[0], frames[1]
+
+
+@pytest.mark.parametrize("case", ["similarity", "homography", "with residual flow", "crossfade"])
+def test_frames_rendered_in_yuv420p_are_the_rgb_frames(scene: Image, case: str) -> None:
+    """The engine renders straight in the encoder's yuv420p; it must be the same picture as the RGB
+    frame (which the quality tests check): the luma planes agree to rounding, the chroma closely."""
+    if case == "similarity":
+        a, b = _view(scene, 0.0, zoom=1.2, roll_deg=3.0), _view(scene, 1.0, zoom=1.2, roll_deg=3.0)
+    elif case == "homography":
+        width, height = SIZE
+        k = np.array([[260.0, 0.0, (width - 1) / 2], [0.0, 260.0, (height - 1) / 2], [0.0, 0.0, 1.0]])
+        c, s = math.cos(math.radians(8.0)), math.sin(math.radians(8.0))
+        turned = k @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]) @ np.linalg.inv(k)
+        to_scene = np.vstack([_camera(0.0, 1.0, 0.0, (0.0, 0.0)), [0.0, 0.0, 1.0]])
+        flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+        a = _view(scene, 0.0)
+        b = np.asarray(cv2.warpPerspective(scene, to_scene @ np.linalg.inv(turned), SIZE, flags=flags), np.uint8)
+    elif case == "with residual flow":
+        a, b = _moving_patch_pair(scene)
+    else:
+        a = np.asarray(cv2.resize(_photo("astronaut"), SIZE, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        b = np.asarray(cv2.resize(_photo("rocket"), SIZE, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    plan = plan_morph(a, b)
+    expected_method = {"with residual flow": ("similarity+flow", "homography+flow")}.get(case, (case,))
+    assert plan.method in expected_method
+    width, height = SIZE
+    for rgb, yuv in zip(morph_frames(a, b, plan, 5), morph_frames(a, b, plan, 5, "i420"), strict=True):
+        assert yuv.shape == (height * 3 // 2, width)
+        luma_of_rgb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)[:height].astype(np.int16)
+        assert np.abs(yuv[:height].astype(np.int16) - luma_of_rgb).mean() < 0.6
+        back = np.asarray(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420), dtype=np.uint8)
+        assert _psnr(back, rgb) > 33

@@ -209,7 +209,13 @@ class LayeredMorph:
         at_plane = cv2.warpAffine(maps, to_work @ to_output, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         a_x, a_y, b_x, b_y = cv2.split(np.asarray(at_plane, dtype=np.float32))
         m = plane_matrix(scale)
-        return [a_x * m[0, 0] + m[0, 2], a_y * m[1, 1] + m[1, 2], b_x * m[0, 0] + m[0, 2], b_y * m[1, 1] + m[1, 2]]
+        sx, ox, sy, oy = float(m[0, 0]), float(m[0, 2]), float(m[1, 1]), float(m[1, 2])
+        return [
+            np.asarray(a_x * sx + ox, dtype=np.float32),
+            np.asarray(a_y * sy + oy, dtype=np.float32),
+            np.asarray(b_x * sx + ox, dtype=np.float32),
+            np.asarray(b_y * sy + oy, dtype=np.float32),
+        ]
 
     def _work_index(self, x: Plane, y: Plane) -> tuple[Plane, Plane]:
         """Output pixel coordinates -> fractional indices into the working grid."""
