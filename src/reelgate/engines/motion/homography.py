@@ -185,26 +185,31 @@ def is_plausible(matrix: Matrix, width: int, height: int) -> bool:
 
 # The camera model is the full homography only when it explains the pair clearly better than the
 # similarity closest to it: it must leave at most this share of what the similarity leaves unexplained
-# (1 - ECC correlation). On zooms, pans and rolls of scikit-image photos the two leave the same
-# (ratio 0.97-1.08: the homography's four extra degrees of freedom fit noise, up to 0.7 px at the
-# corners of a 320x180 frame); a camera turning on a tripod by 1-8 degrees (a keystone) gives 0.006-0.28.
+# (1 - ECC correlation, over the pixels both show). On zooms, pans and rolls of scikit-image photos the
+# similarity leaves as little or less (ratio 1.0-1.4: the homography's four extra degrees of freedom fit
+# noise, up to 1.7 px off the true move at the corners, against 0.2-0.8 px for the similarity); a camera
+# turning on a tripod by 1-8 degrees (a keystone) gives 0.004-0.23.
 HOMOGRAPHY_RESIDUAL_SHARE = 0.7
 # ECC's correlation of an exact match rounds to 1 (or a hair above): below this floor what is left
 # unexplained is rounding, and no model explains rounding better than another.
 _UNEXPLAINED_FLOOR = 1e-5
-_SIMILARITY_GRID = 9
+_SIMILARITY_GRID = 17
 
 
 def nearest_similarity(matrix: Matrix, width: int, height: int) -> tuple[Matrix, float]:
-    """The similarity (zoom, roll, shift) closest to `matrix` over the frame, by least squares on a grid
-    of points, and the largest distance between where the two put a point of the frame, in pixels."""
+    """The similarity (zoom, roll, shift) closest to `matrix` where the fit was made: by least squares on a
+    grid of points of A that `matrix` maps inside B (outside, the homography is an extrapolation, and its
+    keystone there is noise), and the largest distance between where the two put such a point, in pixels."""
     xs, ys = np.meshgrid(np.linspace(0, width - 1, _SIMILARITY_GRID), np.linspace(0, height - 1, _SIMILARITY_GRID))
     points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
     mapped = matrix @ points
     target = mapped[:2] / mapped[2]
+    inside = (target[0] >= 0) & (target[0] <= width - 1) & (target[1] >= 0) & (target[1] <= height - 1)
+    if int(inside.sum()) < _SIMILARITY_GRID:  # too little overlap to choose points: use the whole frame
+        inside = np.ones_like(inside)
     # A similarity is w = a z + b in complex numbers: linear in (a, b), so one least-squares solve.
-    z = points[0] + 1j * points[1]
-    w = target[0] + 1j * target[1]
+    z = points[0][inside] + 1j * points[1][inside]
+    w = target[0][inside] + 1j * target[1][inside]
     design = np.stack([z, np.ones_like(z)], axis=1)
     (a, b), *_ = np.linalg.lstsq(design, w, rcond=None)
     similarity = np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag], [0.0, 0.0, 1.0]])
