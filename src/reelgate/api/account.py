@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["Account"])
     responses=errors(401, 429, 500, 503),
 )
 async def get_account(caller: CurrentCaller, resources: ResourcesDep) -> MyAccount:
-    return service.my_account(caller, resources.registry.model_names(), resources.pricing.current())
+    return await service.my_account(resources.db, caller, resources.registry.model_names(), resources.pricing.current())
 
 
 @router.get(

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from reelgate.api.auth import CurrentCaller, CurrentKey, ResourcesDep
-from reelgate.api.responses import errors
+from reelgate.api.responses import FastJSONResponse, errors
 from reelgate.api.strict import reject_unknown_query
 from reelgate.config import DEFAULT_MODEL
 from reelgate.tasks import events, service
@@ -43,9 +42,10 @@ async def create_video_generation(
     ] = None,
 ) -> Any:
     created = await service.create(resources, caller, body, idempotency_key=idempotency_key)
+    # The task object as the service dumped it from TaskObject (exclude_none, as response_model_exclude_none).
     if created.replayed:
-        return JSONResponse(created.task, headers={"Idempotent-Replayed": "true"})
-    return created.task
+        return FastJSONResponse(created.task, headers={"Idempotent-Replayed": "true"})
+    return FastJSONResponse(created.task)
 
 
 @router.get(
