@@ -7,7 +7,7 @@ GPU_STAMP := $(VENV)/.installed-gpu
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-gpu run test lint typecheck check bench docs-serve clean
+.PHONY: install install-gpu run test lint typecheck check bench bench-smoke docs-serve clean
 
 install: $(STAMP)
 
@@ -49,10 +49,13 @@ check: lint test
 docs-serve: install
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
-bench: install
-	$(BIN)/python bench/api_load.py
-	$(BIN)/python bench/queue_latency.py
-	$(BIN)/python bench/motion.py
+# Every script under bench/ (bench/_run.py finds them): the documented sizes, figures for docs/benchmarks.md.
+bench: install install-gpu
+	$(BIN)/python bench/_run.py
+
+# The same scripts in their quick mode (tiny counts): they still run end to end. Nothing is asserted on time.
+bench-smoke: install install-gpu
+	$(BIN)/python bench/_run.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,13 @@
 """Helpers shared by the benchmarks: percentiles, a throwaway home with a migrated database (SQLite, or a
-throwaway PostgreSQL schema) and a key, and running a server process until it is ready."""
+throwaway PostgreSQL schema) and a key, running a server process until it is ready, an S3 bucket on loopback
+(moto's server), and a worker token for a remote worker."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import os
 import socket
 import statistics
@@ -12,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +55,17 @@ def fresh_home(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"reelgate-bench-{prefix}-"))
 
 
-def prepared_settings(home: Path, **overrides: object) -> tuple[Settings, str]:
+# How long the idle worker advert of prepared_settings counts as live: longer than any benchmark runs.
+ADVERT_TTL_S = 24 * 3600.0
+
+
+def prepared_settings(home: Path, *, idle_worker: bool = False, **overrides: object) -> tuple[Settings, str]:
+    """A migrated database in `home` and an unlimited key on it. With `idle_worker`, the workers registry also
+    holds a live motion worker that claims nothing: it stands for workers busy on other machines, so an API-only
+    `serve --workers 0` accepts creates (it routes only to live workers) and the tasks stay pending, which is
+    what a benchmark of the API alone wants."""
+    if idle_worker:
+        overrides.setdefault("worker_ttl_s", ADVERT_TTL_S)
     settings = Settings(home=home, **overrides)  # type: ignore[arg-type]
 
     async def run() -> str:
@@ -66,6 +81,15 @@ def prepared_settings(home: Path, **overrides: object) -> tuple[Settings, str]:
                     credits_millicredits=10**15,
                     limits=KeyLimits(rpm_limit=10**6, read_rpm_limit=10**6),
                 )
+                if idle_worker:
+                    advert = registry.Advert(
+                        id=f"bench-idle:{os.getpid()}",
+                        kind="database",
+                        engines={"motion": Availability(True)},
+                        concurrency=1,
+                        running=0,
+                    )
+                    await registry.register(session, advert, now=time.time())
             return new_key.plaintext
         finally:
             await db.dispose()
@@ -107,6 +131,99 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REELGATE_POLL_INTERVAL_S": str(settings.poll_interval_s),
         "REELGATE_WORKER_TTL_S": str(settings.worker_ttl_s),
     }
+
+
+def reelgate_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its own REELGATE_ settings, plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}, **extra}
+
+
+async def pg_schema(url: str) -> str | None:
+    """A fresh schema on PostgreSQL, or None if it cannot be reached."""
+    import asyncpg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    return schema
+
+
+# What the processes of a benchmark on S3 sign with: moto accepts any key. The rest keeps boto3 away from
+# this machine's own AWS setup.
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "reelgate-bench",
+    "AWS_SECRET_ACCESS_KEY": "reelgate-bench-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@contextlib.contextmanager
+def s3_bucket() -> Iterator[tuple[str, str]]:
+    """moto's S3 server on a free loopback port and a fresh bucket on it: (endpoint URL, bucket). Give the
+    processes S3_ENV, REELGATE_STORAGE_URL=s3://bucket/... and REELGATE_S3_ENDPOINT_URL=endpoint."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    bucket = f"reelgate-bench-{uuid.uuid4().hex[:10]}"
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=S3_ENV["AWS_DEFAULT_REGION"],
+            aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
+        client.create_bucket(Bucket=bucket)
+        yield endpoint, bucket
+    finally:
+        server.stop()
+
+
+def worker_token(env: dict[str, str]) -> str:
+    """A new worker token (`reelgate workers tokens create --json`) on the database `env` names."""
+    created = subprocess.run(
+        [sys.executable, "-m", "reelgate.cli", "workers", "tokens", "create", "--name", "bench", "--json"],
+        env=reelgate_env(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token: str = json.loads(created.stdout)["token"]
+    return token
+
+
+async def _live_workers(settings: Settings, engine: str) -> int:
+    db = database_for(settings)
+    try:
+        async with db.read() as session:
+            counts = await registry.live_engines(session, now=time.time(), ttl_s=settings.worker_ttl_s)
+        return counts.get(engine, 0)
+    finally:
+        await db.dispose()
+
+
+def wait_for_workers(settings: Settings, count: int, *, engine: str = "motion", timeout_s: float = 120) -> None:
+    """Until `count` workers advertise `engine` in the registry (a create before that may be refused: routing
+    follows live workers)."""
+    deadline = time.monotonic() + timeout_s
+    while (live := asyncio.run(_live_workers(settings, engine))) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {live} of {count} workers registered within {timeout_s:g} s")
+        time.sleep(0.2)
 
 
 class PostgresSchema:
@@ -159,30 +276,9 @@ class Load:
     backend: str
 
 
-# A worker's advertisement stays live this long: the whole bench run.
-_LIVE_S = 3600.0
-
-
 def prepare_load(home: Path, schema: PostgresSchema | None, **overrides: object) -> Load:
-    values: dict[str, object] = {"worker_ttl_s": _LIVE_S, **overrides}
+    values: dict[str, object] = dict(overrides)
     if schema is not None:
         values.update(database_url=POSTGRES_URL, database_schema=schema.name)
-    settings, key = prepared_settings(home, **values)
-
-    async def advertise() -> None:
-        db = database_for(settings)
-        try:
-            async with db.transaction() as session:
-                advert = registry.Advert(
-                    id=f"bench:{uuid.uuid4().hex[:8]}",
-                    kind="database",
-                    engines={"motion": Availability(True)},
-                    concurrency=1,
-                    running=0,
-                )
-                await registry.register(session, advert, now=time.time())
-        finally:
-            await db.dispose()
-
-    asyncio.run(advertise())
+    settings, key = prepared_settings(home, idle_worker=True, **values)
     return Load(settings=settings, key=key, backend="PostgreSQL" if schema is not None else "SQLite")

@@ -192,7 +192,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--failing-share", type=float, default=0.25)
     parser.add_argument("--single", type=int, default=50, help="tasks ended one at a time, for comparison")
+    parser.add_argument("--quick", action="store_true", help="20 tasks in the burst, 5 one at a time: a smoke run")
     options = parser.parse_args()
+    if options.quick:
+        options.tasks, options.single = 20, 5
 
     home = fresh_home("callbacks")
     ca = trustme.CA()
@@ -204,7 +207,7 @@ def main() -> None:
     threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     base = f"https://localhost:{receiver.server_address[1]}"
 
-    settings, key = prepared_settings(home, poll_interval_s=0.5, allow_private_networks=True)
+    settings, key = prepared_settings(home, idle_worker=True, poll_interval_s=0.5, allow_private_networks=True)
     env = {
         **settings_env(settings),
         "REELGATE_ALLOW_PRIVATE_NETWORKS": "true",

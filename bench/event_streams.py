@@ -28,15 +28,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import free_port, fresh_home, percentile, settings_env, start_process, wait_ready
+from _common import free_port, fresh_home, percentile, prepared_settings, settings_env, start_process, wait_ready
 from PIL import Image
 from skimage import data
 from sqlalchemy import select
 
-from reelgate.accounts import service as accounts
-from reelgate.accounts.repository import KeyLimits
 from reelgate.config import Settings
-from reelgate.db import migrate
 from reelgate.db.models import Task
 from reelgate.queue.states import UNFINISHED
 from reelgate.resources import database_for
@@ -49,27 +46,6 @@ def _image_uri() -> str:
 
 
 BODY = {"model": "kling-o1-image-to-video", "prompt": "slow zoom in", "duration": 5, "image_urls": [_image_uri()]}
-
-
-def prepare(settings: Settings) -> str:
-    async def run() -> str:
-        db = database_for(settings)
-        try:
-            await migrate.upgrade(db)
-            async with db.transaction() as session:
-                # No limits: the bench measures the service, not its limiter.
-                new_key, _, _ = await accounts.create_key(
-                    session,
-                    name="bench",
-                    user_group="default",
-                    credits_millicredits=10**15,
-                    limits=KeyLimits(rpm_limit=10**6, read_rpm_limit=10**6),
-                )
-            return new_key.plaintext
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
 
 
 async def _finished(settings: Settings, ids: list[str]) -> list[Task] | None:
@@ -160,8 +136,9 @@ def main() -> None:
     if options.quick:
         options.tasks, options.rounds = 6, 1
     home = fresh_home("events")
-    settings = Settings(home=home, motion_short_side_px=240, poll_interval_s=0.5)
-    key = prepare(settings)
+    # The idle advert lets the API accept a batch while no worker runs (each batch's worker starts after its
+    # streams are open); the worker that then starts registers beside it and claims the batch.
+    settings, key = prepared_settings(home, idle_worker=True, motion_short_side_px=240, poll_interval_s=0.5)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = settings_env(settings)

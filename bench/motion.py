@@ -31,6 +31,7 @@ two-image job with a moving object (RIFE is slow on a CPU), extrapolated to 5 s,
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import subprocess
@@ -136,7 +137,7 @@ class Scene:
         disc = cv2.warpAffine(self.disc, shift, scene_size, flags=cv2.INTER_CUBIC).astype(np.float32)
         alpha = cv2.warpAffine(self.disc_alpha, shift, scene_size, flags=cv2.INTER_LINEAR)[..., None]
         composed = self.image.astype(np.float32) * (1.0 - alpha) + disc * alpha
-        return np.clip(np.rint(composed), 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(np.rint(composed), 0, 255), dtype=np.uint8)
 
 
 def minterpolate(a: Image, b: Image, frames: int, *, output: Path | None = None) -> list[Image]:
@@ -247,11 +248,11 @@ def speed(durations: tuple[int, ...], repeats: int, workdir: Path) -> list[tuple
         for case, images, prompt in (("one image", [a], "slow push in, panning left"), ("two images", [a, b], "")):
             job = Job(task_id="bench", images=images, prompt=prompt, aspect_ratio="16:9", duration_s=duration, seed=1)
             output = workdir / f"ours-{duration}.mp4"
-            ours = _median_time(lambda job=job, output=output: engine.run(job, _NullContext(workdir), output), repeats)
+            ours = _median_time(functools.partial(engine.run, job, _NullContext(workdir), output), repeats)
             baseline: float | None = None
             if len(images) == 2:
                 target = workdir / f"minterpolate-{duration}.mp4"
-                baseline = _median_time(lambda d=duration, target=target: minterpolate(a, b, d * 24, output=target), 1)
+                baseline = _median_time(functools.partial(minterpolate, a, b, duration * 24, output=target), 1)
             rows.append((case, duration, ours, baseline))
             print(f"  {case:10s} {duration:2d} s: measured", flush=True)
     return rows

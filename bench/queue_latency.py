@@ -1,12 +1,16 @@
 """Time from a create's commit to a worker's claim, in embedded mode (`reelgate serve`: API and workers in
 one process, woken in-process), with a polling standalone worker (`reelgate worker`, 0.5 s poll) on the same
-SQLite database as the baseline in the same run.
+SQLite database as the baseline in the same run; on PostgreSQL, a standalone database worker woken by
+LISTEN/NOTIFY, and a remote worker (`reelgate worker --server URL --token rgw_...`, no database access) that
+claims through the API's long poll.
 
     .venv/bin/python bench/queue_latency.py [--tasks 100]
+    .venv/bin/python bench/queue_latency.py --quick      # 10 tasks per mode: a smoke run
 
-Latency = the task's claim time (`started_at`, written by the claiming UPDATE) minus its creation time
-(`created_at`, stamped just before the create transaction commits): both from this machine's clock.
-Tasks are created one at a time, spaced out, and cancelled once claimed, so a free slot is always there.
+Latency = the task's claim time (`started_at`, written by the claiming UPDATE: the worker's own, or the API's
+on behalf of a remote worker) minus its creation time (`created_at`, stamped just before the create
+transaction commits): both from this machine's clock. Tasks are created one at a time, spaced out, and
+cancelled once claimed, so a free slot is always there.
 """
 
 from __future__ import annotations
@@ -15,21 +19,27 @@ import argparse
 import asyncio
 import base64
 import io
+import subprocess
+import sys
 import time
-import uuid
+from pathlib import Path
+from typing import Any
 
-import asyncpg
 import httpx
 import numpy as np
 from _common import (
     free_port,
     fresh_home,
     percentile,
+    pg_schema,
     prepared_settings,
+    reelgate_env,
     settings_env,
     start_process,
     summary_ms,
+    wait_for_workers,
     wait_ready,
+    worker_token,
 )
 from PIL import Image
 from skimage import data
@@ -77,48 +87,67 @@ def measure(settings: Settings, key: str, base_url: str, tasks: int) -> list[flo
     return latencies
 
 
-async def _pg_schema(url: str) -> str | None:
-    """A fresh schema on PostgreSQL, or None if it cannot be reached."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    try:
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return None
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await conn.close()
-    return schema
+MODES = {
+    "embedded": "SQLite, embedded (in-process wake-up)        ",
+    "polling": "SQLite, standalone worker (0.5 s poll)       ",
+    "postgres-notify": "PostgreSQL, standalone worker (LISTEN/NOTIFY) ",
+    "postgres-remote": "PostgreSQL, remote worker (HTTP long poll)   ",
+}
+
+
+def _processes(mode: str, settings: Settings, port: int, home: Path) -> list[subprocess.Popen[bytes]]:
+    env = settings_env(settings)
+    workers = "4" if mode == "embedded" else "0"
+    serve = ["-m", "reelgate.cli", "serve", "--port", str(port), "--workers", workers]
+    processes = [start_process(serve, env, home / "serve.log")]
+    if mode in ("polling", "postgres-notify"):
+        processes.append(
+            start_process(["-m", "reelgate.cli", "worker", "--concurrency", "4"], env, home / "worker.log")
+        )
+    elif mode == "postgres-remote":
+        # The API's URL and a token only: no database in its environment, a home of its own.
+        remote = {k: v for k, v in env.items() if k not in ("REELGATE_DATABASE_URL", "REELGATE_DATABASE_SCHEMA")}
+        remote.update({"REELGATE_HOME": str(home / "remote"), "REELGATE_WORKER_TOKEN": worker_token(env)})
+        args = ["-m", "reelgate.cli", "worker", "--server", f"http://127.0.0.1:{port}", "--concurrency", "4"]
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, *args],
+                env=reelgate_env(remote),
+                stdout=(home / "remote.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+    return processes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--quick", action="store_true", help="10 tasks per mode: a smoke run")
     options = parser.parse_args()
-    results = {}
-    schema = asyncio.run(_pg_schema(options.postgres_url))
-    for mode in ["embedded", "polling"] + (["postgres-notify"] if schema else []):
+    if options.quick:
+        options.tasks = 10
+    results: dict[str, list[float]] = {}
+    modes = ["embedded", "polling"]
+    probed = asyncio.run(pg_schema(options.postgres_url))  # None: PostgreSQL is not reachable
+    reachable = probed is not None
+    if reachable:
+        modes += ["postgres-notify", "postgres-remote"]
+    for mode in modes:
         home = fresh_home(f"queue-{mode}")
-        extra: dict[str, object] = {}
-        if mode == "postgres-notify":
-            extra = {"database_url": options.postgres_url, "database_schema": schema}
-        settings, key = prepared_settings(home, motion_short_side_px=64, poll_interval_s=0.5, **extra)
-        env = settings_env(settings)
+        overrides: dict[str, Any] = {"motion_short_side_px": 64, "poll_interval_s": 0.5}
+        if mode.startswith("postgres"):  # a fresh schema per mode, so no mode sees another's tasks
+            schema = probed if mode == "postgres-notify" else asyncio.run(pg_schema(options.postgres_url))
+            overrides.update(database_url=options.postgres_url, database_schema=schema or "")
+        settings, key = prepared_settings(home, **overrides)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        workers = "4" if mode == "embedded" else "0"
-        processes = [
-            start_process(
-                ["-m", "reelgate.cli", "serve", "--port", str(port), "--workers", workers], env, home / "serve.log"
-            )
-        ]
-        if mode != "embedded":
-            processes.append(
-                start_process(["-m", "reelgate.cli", "worker", "--concurrency", "4"], env, home / "worker.log")
-            )
+        processes = _processes(mode, settings, port, home)
         try:
             wait_ready(f"{base_url}/readyz")
+            if mode != "embedded":
+                wait_for_workers(settings, 1)  # routing refuses creates until a worker has registered
             measure(settings, key, base_url, 5)  # warm-up
             results[mode] = measure(settings, key, base_url, options.tasks)
         finally:
@@ -126,16 +155,18 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)
     print(f"queue_latency: commit -> claim, {options.tasks} tasks")
-    print(f"  SQLite, embedded (in-process wake-up)        {summary_ms(results['embedded'])}")
-    print(f"  SQLite, standalone worker (0.5 s poll)       {summary_ms(results['polling'])}")
-    if "postgres-notify" in results:
-        print(f"  PostgreSQL, standalone worker (LISTEN/NOTIFY) {summary_ms(results['postgres-notify'])}")
-    else:
+    for mode, label in MODES.items():
+        if mode in results:
+            print(f"  {label}{summary_ms(results[mode])}")
+    if not reachable:
         print(f"  PostgreSQL: not reachable at {options.postgres_url}, skipped")
     embedded_p50 = max(percentile(results["embedded"], 50), 1e-9)
-    for mode in ("polling", "postgres-notify"):
+    for mode in ("polling", "postgres-notify", "postgres-remote"):
         if mode in results:
             print(f"  ratio {mode}/embedded p50 = {percentile(results[mode], 50) / embedded_p50:.1f}x")
+    if "postgres-notify" in results and "postgres-remote" in results:
+        ratio = percentile(results["postgres-remote"], 50) / max(percentile(results["postgres-notify"], 50), 1e-9)
+        print(f"  ratio postgres-remote/postgres-notify p50 = {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from reelgate import __version__
 from reelgate.accounts.admin_token import weakness
 from reelgate.api import account, admin, callbacks, files, files_api, ops, tasks
 from reelgate.api import workers as worker_routes
+from reelgate.api.console import install_console
 from reelgate.api.docs import install_docs
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
 from reelgate.api.middleware import RateLimitHeaders, RequestMetrics
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     if settings.admin_token:
         app.include_router(admin.router)
     install_docs(app)
+    install_console(app, settings)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         BodySizeLimit,

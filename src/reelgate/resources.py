@@ -43,6 +43,7 @@ from reelgate.queue.worker import Worker
 from reelgate.storage.base import Storage, StorageUnavailable
 from reelgate.storage.factory import build_storage
 from reelgate.storage.links import LinkSigner
+from reelgate.storage.scratch import ScratchDir
 from reelgate.tasks import callbacks, settlement
 from reelgate.tasks.events import TaskWatcher
 from reelgate.webhooks.delivery import CallbackPayload, Deliverer
@@ -94,7 +95,8 @@ class Resources:
     callback_egress: EgressClient
     registry: EngineRegistry
     metrics: Metrics
-    scratch_root: Path
+    # This process's own scratch directory (storage/scratch.py): what a killed process left is removed at start.
+    scratch: ScratchDir
     pricing: PricingSource
     limiter: RateLimiter
     live_engines: LiveEngines
@@ -108,6 +110,10 @@ class Resources:
         self.task_watcher = TaskWatcher(self.db, self.settings)
         self.key_cache = KeyCache(self.db, max_age_s=self.settings.key_cache_s)
 
+    @property
+    def scratch_root(self) -> Path:
+        return self.scratch.path
+
     @classmethod
     def build(
         cls, settings: Settings, *, metrics: Metrics | None = None, engine_names: Iterable[str] | None = None
@@ -119,8 +125,7 @@ class Resources:
         # the database they all use.
         relays = RelayRuntime(RedisHealthStore(settings.redis_url) if settings.redis_url else DbHealthStore(db))
         engines = build_engines(settings, engine_names, relays=relays)
-        scratch_root = settings.home / "tmp"
-        scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = ScratchDir.create(settings.home / "tmp")
         links = LinkSigner(load_secret_key(settings), settings.public_url or DEFAULT_PUBLIC_URL)
         return cls(
             settings=settings,
@@ -131,7 +136,7 @@ class Resources:
             callback_egress=_egress_client(settings),
             registry=EngineRegistry(engines, settings.models),
             metrics=metrics or Metrics(),
-            scratch_root=scratch_root,
+            scratch=scratch,
             pricing=pricing_source(settings),
             limiter=build_limiter(settings.redis_url),
             live_engines=LiveEngines(db, ttl_s=settings.worker_ttl_s),
@@ -231,6 +236,7 @@ class Resources:
         await self.egress.aclose()
         await self.callback_egress.aclose()
         await self.db.dispose()
+        self.scratch.close()
 
 
 async def _storage_ready(storage: Storage) -> None:
@@ -249,20 +255,23 @@ class WorkerHost:
     settings: Settings
     egress: EgressClient
     metrics: Metrics
-    scratch_root: Path
+    scratch: ScratchDir
     registry: EngineRegistry
+
+    @property
+    def scratch_root(self) -> Path:
+        return self.scratch.path
 
     @classmethod
     def build(cls, settings: Settings, *, engine_names: Iterable[str] | None = None) -> WorkerHost:
-        scratch_root = settings.home / "tmp"
-        scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = ScratchDir.create(settings.home / "tmp")
         # Relay health stays in this process: a remote worker reaches no shared store (docs/deployment.md).
         engines = build_engines(settings, engine_names, relays=RelayRuntime())
         return cls(
             settings=settings,
             egress=_egress_client(settings),
             metrics=Metrics(),
-            scratch_root=scratch_root,
+            scratch=scratch,
             registry=EngineRegistry(engines, settings.models),
         )
 
@@ -275,3 +284,4 @@ class WorkerHost:
 
     async def close(self) -> None:
         await self.egress.aclose()
+        self.scratch.close()

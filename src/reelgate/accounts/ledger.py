@@ -147,3 +147,23 @@ async def entries(session: AsyncSession, account_id: str, *, limit: int = 100) -
         select(CreditEntry).where(CreditEntry.account_id == account_id).order_by(CreditEntry.id.desc()).limit(limit)
     )
     return list(rows.all())
+
+
+async def task_entries(session: AsyncSession, task_id: str) -> list[CreditEntry]:
+    """The task's reserve and its settlement, oldest first (at most two rows: `dedupe_key` is unique)."""
+    rows = await session.scalars(select(CreditEntry).where(CreditEntry.task_id == task_id).order_by(CreditEntry.id))
+    return list(rows.all())
+
+
+async def task_movements_since(session: AsyncSession, account_id: str, since: float) -> list[tuple[str, int, float]]:
+    """(kind, amount, created_at) of the account's reserves and settlements since `since`, for usage per day.
+    Bucketed by the caller: day arithmetic on a float column differs between SQLite and PostgreSQL (a cast
+    truncates on one and rounds on the other), and 30 days of one account's entries is a modest read."""
+    rows = await session.execute(
+        select(CreditEntry.kind, CreditEntry.amount_millicredits, CreditEntry.created_at).where(
+            CreditEntry.account_id == account_id,
+            CreditEntry.created_at >= since,
+            CreditEntry.kind.in_([EntryKind.RESERVE, EntryKind.CAPTURE, EntryKind.RELEASE]),
+        )
+    )
+    return [(kind, amount, created) for kind, amount, created in rows.all()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,7 @@ from reelgate.accounts.pricing import PricingTable
 from reelgate.accounts.records import AccountRecord, KeyRecord
 from reelgate.accounts.repository import KeyLimits
 from reelgate.accounts.schemas import (
+    AccountUsage,
     AccountView,
     CreatedKey,
     CreatedWorkerToken,
@@ -38,6 +40,7 @@ from reelgate.accounts.schemas import (
     LedgerPage,
     LimitsView,
     MyAccount,
+    UsageDay,
     WorkerTokenList,
     WorkerTokenView,
 )
@@ -375,6 +378,47 @@ async def my_account(db: Database, caller: Caller, known_models: list[str], pric
         **_account_fields(account, pricing),
         key=key_view(caller.key, caller.limits, allowed_models(caller.key, known_models)),
     )
+
+
+DAY_S = 86400
+MAX_USAGE_DAYS = 90
+
+
+async def account_usage(db: Database, account_id: str, *, days: int, now: float | None = None) -> AccountUsage:
+    """`GET /v1/account/usage`: the last `days` UTC days, today included, from the ledger (so it agrees with
+    the balance to the millicredit): reserves count the tasks created, captures and releases how they ended."""
+    if not 1 <= days <= MAX_USAGE_DAYS:
+        raise ApiError(400, f"days must be 1..{MAX_USAGE_DAYS}", param="days")
+    today = int((time.time() if now is None else now) // DAY_S)
+    first = today - days + 1
+    async with db.read() as session:
+        movements = await ledger.task_movements_since(session, account_id, float(first * DAY_S))
+    zero = {"tasks": 0, "completed": 0, "failed": 0, "spent": 0, "released": 0}
+    counts = {day: dict(zero) for day in range(first, today + 1)}
+    for kind, amount, created in movements:
+        bucket = counts.get(int(created // DAY_S))
+        if bucket is None:  # written after `now` was read
+            continue
+        if kind == ledger.EntryKind.RESERVE:
+            bucket["tasks"] += 1
+        elif kind == ledger.EntryKind.CAPTURE:
+            bucket["completed"] += 1
+            bucket["spent"] += amount
+        else:
+            bucket["failed"] += 1
+            bucket["released"] += amount
+    data = [
+        UsageDay(
+            date=datetime.fromtimestamp(day * DAY_S, tz=UTC).date().isoformat(),
+            tasks=c["tasks"],
+            completed=c["completed"],
+            failed=c["failed"],
+            credits_spent=to_credits(c["spent"]),
+            credits_released=to_credits(c["released"]),
+        )
+        for day, c in counts.items()
+    ]
+    return AccountUsage(days=days, credits_spent=to_credits(sum(c["spent"] for c in counts.values())), data=data)
 
 
 def account_view(account: Account, *, keys: list[ApiKey], pricing: PricingTable) -> AccountView:

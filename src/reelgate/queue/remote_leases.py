@@ -216,8 +216,34 @@ async def _fence(resources: QueueResources, worker: WorkerPass, call: Fenced) ->
 
 async def _require_lease(resources: QueueResources, task_id: str, fence: Fence) -> None:
     async with resources.db.read() as session:
-        if not await repository.holds_lease(session, task_id, fence, now=time.time()):
-            raise ApiError(409, LEASE_LOST, param="lease_owner")
+        held = await repository.holds_lease(session, task_id, fence, now=time.time())
+    if not held:
+        raise await _lease_lost(resources, task_id, fence)
+
+
+async def _lease_lost(resources: QueueResources, task_id: str, fence: Fence) -> ApiError:
+    """The refusal of a call made under a lease that is gone, once what that attempt stored is deleted.
+
+    A worker frozen or partitioned while it held an upload link can still use it after its lease ran out (a
+    presigned PUT goes straight to the bucket; nothing of ours can refuse it), so its late poster or video may
+    land after the winner deleted the losing attempts' objects. Its next call (the next upload, or its finish)
+    is refused here, and that is the moment to delete them: the attempt's keys are its own (one claim per
+    attempt), minus whatever the task keeps as its result (the attempt may be the one that won, its answer
+    lost on the way back).
+
+    Only an attempt that is over: an earlier one, or this one once its lease is this caller's or nobody's. A
+    call naming an attempt that another worker holds now (a token's worker guessing at someone else's task)
+    deletes nothing."""
+    async with resources.db.read() as session:
+        result = await repository.stored_result(session, task_id)
+    if result is not None and (
+        result.attempt > fence.attempt
+        or (result.attempt == fence.attempt and result.lease_owner in (None, fence.owner))
+    ):
+        for key in (video_key(task_id, fence.attempt), poster_key(task_id, fence.attempt)):
+            if key not in result.keys:
+                await asyncio.to_thread(resources.storage.delete, key)
+    return ApiError(409, LEASE_LOST, param="lease_owner")
 
 
 async def heartbeat_task(resources: QueueResources, worker: WorkerPass, task_id: str, beat: TaskBeat) -> BeatAnswer:
@@ -297,12 +323,23 @@ async def receive_upload(
         await asyncio.to_thread(resources.storage.put_file, _object_key(task_id, fence.attempt, stored), spooled)
     finally:
         await asyncio.to_thread(spooled.unlink, missing_ok=True)
+    # The lease may have run out during a long upload: refuse it now rather than leave it to a finish that may
+    # never come.
+    await _require_lease(resources, task_id, fence)
 
 
 async def complete(resources: QueueResources, worker: WorkerPass, task_id: str, request: CompleteRequest) -> Outcome:
     fence = await _fence(resources, worker, request)
     key = video_key(task_id, fence.attempt)
     storage = resources.storage
+    async with resources.db.read() as session:
+        result = await repository.stored_result(session, task_id)
+    if result is not None and result.status == TaskStatus.COMPLETED and result.result_key == key:
+        # This attempt won already: a retry of a finish whose answer was lost (a replica killed after the
+        # commit). Its video is the task's result: answer as the first time, and delete nothing.
+        return Outcome(won=True)
+    # The lease first: a late finish is refused (and its late upload deleted) whatever it uploaded.
+    await _require_lease(resources, task_id, fence)
     if not await asyncio.to_thread(storage.exists, key):
         raise ApiError(400, "No video was uploaded for this attempt: upload it first", param="attempt")
     poster = poster_key(task_id, fence.attempt) if request.poster else None
@@ -319,10 +356,7 @@ async def complete(resources: QueueResources, worker: WorkerPass, task_id: str, 
             poster_key=poster,
         )
     if won is None:
-        for stored in (key, poster):
-            if stored is not None:
-                await asyncio.to_thread(storage.delete, stored)
-        raise ApiError(409, LEASE_LOST, param="lease_owner")
+        raise await _lease_lost(resources, task_id, fence)
     await terminal.discard_losing_videos(storage, won)
     return Outcome(won=True)
 

@@ -211,6 +211,35 @@ async def holds_lease(session: AsyncSession, task_id: str, fence: Fence, *, now:
     return row is not None
 
 
+@dataclass(frozen=True)
+class StoredResult:
+    """What a task's row says it keeps in storage, and which attempt it ended with."""
+
+    status: str
+    attempt: int
+    lease_owner: str | None
+    result_key: str | None
+    poster_key: str | None
+
+    @property
+    def keys(self) -> set[str]:
+        return {key for key in (self.result_key, self.poster_key) if key is not None}
+
+
+async def stored_result(session: AsyncSession, task_id: str) -> StoredResult | None:
+    """For a remote worker's call refused or repeated: which objects are the task's, never to be deleted."""
+    row = (
+        await session.execute(
+            select(Task.status, Task.attempt, Task.lease_owner, Task.result_key, Task.poster_key).where(
+                Task.id == task_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return StoredResult(row.status, row.attempt, row.lease_owner, row.result_key, row.poster_key)
+
+
 async def was_cancelled(session: AsyncSession, task_id: str) -> bool:
     row = (await session.execute(select(Task.status, Task.error_code).where(Task.id == task_id))).one_or_none()
     return row is not None and row[0] == TaskStatus.FAILED and row[1] == TaskErrorCode.REQUEST_CANCELLED

@@ -29,6 +29,7 @@ from reelgate.config import Settings
 from reelgate.db.models import Task
 from reelgate.db.notify import notify
 from reelgate.egress.urls import validate_callback_url
+from reelgate.engines.base import KnownFrame
 from reelgate.engines.registry import Route
 from reelgate.engines.relay.base import upstream_cancellable
 from reelgate.errors import ApiError, TaskErrorCode
@@ -40,7 +41,17 @@ from reelgate.storage.base import Storage
 from reelgate.storage.keys import input_key, input_prefix, stored_key, stored_ref
 from reelgate.tasks import repository
 from reelgate.tasks.context import TasksResources
-from reelgate.tasks.schemas import CreateVideoRequest, TaskError, TaskInfo, TaskList, TaskObject, Usage
+from reelgate.tasks.schemas import (
+    CreateVideoRequest,
+    TaskCreditEntry,
+    TaskCredits,
+    TaskError,
+    TaskInfo,
+    TaskList,
+    TaskObject,
+    Usage,
+    VideoQuote,
+)
 from reelgate.tasks.settlement import task_ended
 
 TASK_ID_PREFIX = "task-unified-"
@@ -281,6 +292,41 @@ async def create_task(
     return task
 
 
+# --- quote ---------------------------------------------------------------------------------------------
+
+
+async def quote(
+    resources: TasksResources, caller: Caller, *, model: str, aspect_ratio: str, duration: int
+) -> VideoQuote:
+    """What a create with these choices would reserve for the caller, routed and priced exactly as `create`
+    routes and prices it (the same 403, 404, 502 and 503), and the frame its engine renders."""
+    if duration not in (5, 10):
+        raise ApiError(400, "Invalid duration: it must be 5 or 10", param="duration")
+    usable = authorize_model(caller.key, model, resources.registry.model_names())
+    route = resources.registry.route(model, duration, allowed=usable, serving=await resources.serving_engines())
+    priced = resources.pricing.current().quote(route.model, caller.account.user_group, duration)
+    # The money is read now (the key cache holds none), as a create reads it.
+    async with resources.db.read() as session:
+        account = await require_account(session, caller.account.id)
+    available = account.balance_millicredits - account.held_millicredits
+    engine = resources.registry.engines.get(route.engine)
+    width, height = engine.frame_size(aspect_ratio) if isinstance(engine, KnownFrame) else (None, None)
+    return VideoQuote(
+        model=route.model,
+        engine=route.engine,
+        aspect_ratio=aspect_ratio,
+        duration=duration,
+        billing_rule=priced.billing_rule,
+        credits=to_credits(priced.millicredits),
+        available=to_credits(available),
+        affordable=available >= priced.millicredits,
+        user_group=account.user_group,
+        width=width,
+        height=height,
+        estimated_time=math.ceil(route.estimate_s),
+    )
+
+
 # --- query, list, cancel ---------------------------------------------------------------------------------
 
 
@@ -314,6 +360,21 @@ async def visible_task_row(resources: TasksResources, key: KeyFields, task_id: s
 async def get_task(resources: TasksResources, key: KeyFields, task_id: str) -> TaskObject:
     task = await visible_task_row(resources, key, task_id)
     return task_object(task, storage=resources.storage, settings=resources.settings)
+
+
+async def task_credits(resources: TasksResources, key: KeyFields, task_id: str) -> TaskCredits:
+    """The task's ledger entries (its reserve, then its capture or release), with the same 404s as the task."""
+    async with resources.db.read() as session:
+        task = await get_visible_task(session, resources.settings, key, task_id)
+        entries = await ledger.task_entries(session, task.id)
+    return TaskCredits(
+        task_id=task.id,
+        state=task.credits_state,
+        data=[
+            TaskCreditEntry(kind=row.kind, credits=to_credits(row.amount_millicredits), created=row.created_at)
+            for row in entries
+        ],
+    )
 
 
 async def list_tasks(resources: TasksResources, key: KeyFields, *, limit: int, after: str | None) -> TaskList:
@@ -401,6 +462,8 @@ def task_object(task: TaskLike, *, storage: Storage, settings: Settings) -> Task
             resolution=f"{info['width']}x{info['height']}" if "width" in info else None,
             seed=task.seed,
             poster_url=poster_url,
+            expires_at=int(task.finished_at + settings.result_ttl_s) if task.finished_at is not None else None,
+            prompt=task.prompt,
         ),
         usage=Usage(
             billing_rule=task.billing_rule,
