@@ -14,7 +14,7 @@ import asyncpg
 from sqlalchemy import JSON, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from reelgate.db.notify import WAKEUPS_INFO, Wakeups
 from reelgate.db.sqlite_inline import inline_connector
@@ -167,13 +167,6 @@ class Database:
         """A read-only unit of work (a consistent snapshot); writing in it is a bug."""
         async with self._read_sessions() as session, session.begin():
             yield session
-
-    @asynccontextmanager
-    async def statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for single read statements, each its own transaction: the hot reads (a task, a key).
-        Never for work of several statements that must agree (use `read` or `transaction`)."""
-        async with self._statements.connect() as connection:
-            yield connection
 
     async def point_read(self, query: PointRead, params: dict[str, Any]) -> Any | None:
         """The one row `query` finds with `params` (None if none), in one statement of its own."""
