@@ -73,29 +73,45 @@ class MotionEngine:
         if not 1 <= len(job.images) <= 2:
             raise ValueError(f"the motion engine takes 1 or 2 images, got {len(job.images)}")
         width, height = output_size(job.aspect_ratio, self.short_side_px)
-        count = job.frame_count
         raise_if_cancelled(ctx)
-        info: dict[str, str | int | float | bool]
+        # Frames come in the encoder's own yuv420p (rendered as such, never converted per frame), except
+        # RIFE's, which are RGB. Where the layout is known before the motion is estimated, the encoder is
+        # started first, so ffmpeg and x264 get ready while the pair is analysed.
+        if self.refine == "none" or len(job.images) == 1:
+            with VideoWriter(output_path, width, height, job.fps, pix_fmt="yuv420p") as writer:
+                frames, info, layout, done_before = self._frames(job, ctx, width, height)
+                assert layout == "i420"
+                _write(writer, frames, ctx, done_before, job.frame_count)
+        else:
+            frames, info, layout, done_before = self._frames(job, ctx, width, height)
+            pix_fmt = "yuv420p" if layout == "i420" else "rgb24"
+            with VideoWriter(output_path, width, height, job.fps, pix_fmt=pix_fmt) as writer:
+                _write(writer, frames, ctx, done_before, job.frame_count)
+        count = job.frame_count
+        return EngineResult(video_path=output_path, width=width, height=height, frames=count, fps=job.fps, info=info)
+
+    def _frames(
+        self, job: Job, ctx: RunContext, width: int, height: int
+    ) -> tuple[Iterator[npt.NDArray[np.uint8]], dict[str, str | int | float | bool], Layout, float]:
+        """The frames (made lazily, one at a time), `task_info`, their layout and the progress done before them."""
+        count = job.frame_count
         if len(job.images) == 1:
             move = camera_move_from_prompt(job.prompt)
             frames = camera_frames(job.images[0], move, width, height, count, "i420")
-            info = {"method": "camera_move", "camera_move": move.label}
-            done_before_frames = 0.0
-            layout: Layout = "i420"
-        else:
-            frames, info, layout = _morph(job.images[0], job.images[1], width, height, count, self.refine)
-            done_before_frames = _FLOW_PROGRESS_SHARE
-            ctx.report_progress(done_before_frames)
-            raise_if_cancelled(ctx)
-        # Frames come in the encoder's own yuv420p (rendered as such, never converted per frame), except
-        # RIFE's, which are RGB.
-        pix_fmt = "yuv420p" if layout == "i420" else "rgb24"
-        with VideoWriter(output_path, width, height, job.fps, pix_fmt=pix_fmt) as writer:
-            for index, frame in enumerate(frames):
-                raise_if_cancelled(ctx)
-                writer.write(frame)
-                ctx.report_progress(done_before_frames + (1.0 - done_before_frames) * (index + 1) / count)
-        return EngineResult(video_path=output_path, width=width, height=height, frames=count, fps=job.fps, info=info)
+            return frames, {"method": "camera_move", "camera_move": move.label}, "i420", 0.0
+        frames, info, layout = _morph(job.images[0], job.images[1], width, height, count, self.refine)
+        ctx.report_progress(_FLOW_PROGRESS_SHARE)
+        raise_if_cancelled(ctx)
+        return frames, info, layout, _FLOW_PROGRESS_SHARE
+
+
+def _write(
+    writer: VideoWriter, frames: Iterator[npt.NDArray[np.uint8]], ctx: RunContext, done_before: float, count: int
+) -> None:
+    for index, frame in enumerate(frames):
+        raise_if_cancelled(ctx)
+        writer.write(frame)
+        ctx.report_progress(done_before + (1.0 - done_before) * (index + 1) / count)
 
 
 def _morph(
