@@ -282,3 +282,17 @@ def prepare_load(home: Path, schema: PostgresSchema | None, **overrides: object)
         values.update(database_url=POSTGRES_URL, database_schema=schema.name)
     settings, key = prepared_settings(home, idle_worker=True, **values)
     return Load(settings=settings, key=key, backend="PostgreSQL" if schema is not None else "SQLite")
+
+
+class EngineOnlyContext:
+    """What an engine's `run` needs of a job's context, for timing the engine alone: no queue, no lease,
+    never cancelled, progress dropped."""
+
+    def __init__(self, scratch_dir: Path) -> None:
+        self.scratch_dir = scratch_dir
+
+    def report_progress(self, fraction: float) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False

@@ -45,6 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
+from _common import EngineOnlyContext
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -229,17 +230,6 @@ def _median_time(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-class _NullContext:
-    def __init__(self, scratch_dir: Path) -> None:
-        self.scratch_dir = scratch_dir
-
-    def report_progress(self, fraction: float) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-
 def speed_pair() -> tuple[Image, Image]:
     scene = Scene("astronaut", SPEED_SIZE)
     move = MOVES[3]  # combined: zoom, pan and roll
@@ -255,7 +245,7 @@ def speed(durations: tuple[int, ...], repeats: int, workdir: Path) -> list[tuple
         for case, images, prompt in (("one image", [a], "slow push in, panning left"), ("two images", [a, b], "")):
             job = Job(task_id="bench", images=images, prompt=prompt, aspect_ratio="16:9", duration_s=duration, seed=1)
             output = workdir / f"ours-{duration}.mp4"
-            ours = _median_time(functools.partial(engine.run, job, _NullContext(workdir), output), repeats)
+            ours = _median_time(functools.partial(engine.run, job, EngineOnlyContext(workdir), output), repeats)
             baseline: float | None = None
             if len(images) == 2:
                 target = workdir / f"minterpolate-{duration}.mp4"
@@ -341,7 +331,7 @@ def rife_speed(workdir: Path) -> None:
         engine = MotionEngine(short_side_px=SPEED_SIZE[1], refine=refine)
         job = Job(task_id="bench", images=images, prompt="", aspect_ratio="16:9", duration_s=seconds, seed=1)
         started = time.perf_counter()
-        result = engine.run(job, _NullContext(workdir), workdir / f"rife-{refine}.mp4")
+        result = engine.run(job, EngineOnlyContext(workdir), workdir / f"rife-{refine}.mp4")
         wall = time.perf_counter() - started
         line = f"  refine={refine:4s} method {result.info['method']}, {seconds} s video: {wall:6.2f} s wall"
         if seconds != 5:

@@ -54,6 +54,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
+from _common import EngineOnlyContext
 from skimage import data
 
 from reelgate.engines.base import Job
@@ -453,25 +454,14 @@ def time_generate(images: list[Path], prompt: str, output: Path, env: dict[str, 
     return _median(runs)
 
 
-class _NullContext:
-    def __init__(self, scratch_dir: Path) -> None:
-        self.scratch_dir = scratch_dir
-
-    def report_progress(self, fraction: float) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-
 def time_engine(images: list[Image], size: tuple[int, int], workdir: Path, repeats: int) -> Timing:
     engine = MotionEngine(short_side_px=size[1])
     job = Job(task_id="bench", images=images, prompt="", aspect_ratio="16:9", duration_s=5, seed=1)
-    engine.run(job, _NullContext(workdir), workdir / "warm.mp4")  # warm: imports, OpenCV's threads
+    engine.run(job, EngineOnlyContext(workdir), workdir / "warm.mp4")  # warm: imports, OpenCV's threads
     runs = []
     for _ in range(repeats):
         cpu, children, started = time.process_time(), _children_cpu_s(), time.perf_counter()
-        engine.run(job, _NullContext(workdir), workdir / "engine.mp4")
+        engine.run(job, EngineOnlyContext(workdir), workdir / "engine.mp4")
         spent = time.process_time() - cpu + _children_cpu_s() - children
         runs.append(Timing(time.perf_counter() - started, spent))
     return _median(runs)
