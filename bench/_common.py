@@ -1,6 +1,6 @@
-"""Helpers shared by the benchmarks: percentiles, a throwaway home with a migrated SQLite database and a key,
-running a server process until it is ready, a throwaway PostgreSQL schema, an S3 bucket on loopback (moto's
-server), and a worker token for a remote worker."""
+"""Helpers shared by the benchmarks: percentiles, a throwaway home with a migrated database (SQLite, or a
+throwaway PostgreSQL schema) and a key, running a server process until it is ready, an S3 bucket on loopback
+(moto's server), and a worker token for a remote worker."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import httpx
 
@@ -28,6 +30,9 @@ from reelgate.db import migrate
 from reelgate.engines.base import Availability
 from reelgate.queue import registry
 from reelgate.resources import database_for
+
+# The tests' PostgreSQL (tests/conftest.py): a database `test` on loopback, user postgres, no password.
+POSTGRES_URL = os.environ.get("REELGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -219,3 +224,75 @@ def wait_for_workers(settings: Settings, count: int, *, engine: str = "motion", 
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {live} of {count} workers registered within {timeout_s:g} s")
         time.sleep(0.2)
+
+
+class PostgresSchema:
+    """A throwaway schema of the tests' PostgreSQL for one bench run (dropped at the end), like the tests use;
+    `enabled=False` (or PostgreSQL unreachable: `problem` says why) gives None."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.name = f"bench_{uuid.uuid4().hex[:12]}"
+        self.problem: str | None = None
+        self._created = False
+
+    def _execute(self, sql: str) -> None:
+        import asyncpg
+
+        async def run() -> None:
+            connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+            try:
+                await connection.execute(sql)
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
+
+    def __enter__(self) -> PostgresSchema | None:
+        if not self.enabled:
+            return None
+        try:
+            self._execute(f'CREATE SCHEMA "{self.name}"')
+        except Exception as exc:
+            self.problem = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
+            return None
+        self._created = True
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _traceback: TracebackType | None
+    ) -> None:
+        if self._created:
+            self._execute(f'DROP SCHEMA "{self.name}" CASCADE')
+
+
+@dataclass(frozen=True)
+class Load:
+    """A prepared deployment for a load run: its settings, an unlimited key, and a worker advertised as live
+    (so an API-only server accepts creates: the tasks stay pending, as if a worker elsewhere were busy)."""
+
+    settings: Settings
+    key: str
+    backend: str
+
+
+def prepare_load(home: Path, schema: PostgresSchema | None, **overrides: object) -> Load:
+    values: dict[str, object] = dict(overrides)
+    if schema is not None:
+        values.update(database_url=POSTGRES_URL, database_schema=schema.name)
+    settings, key = prepared_settings(home, idle_worker=True, **values)
+    return Load(settings=settings, key=key, backend="PostgreSQL" if schema is not None else "SQLite")
+
+
+class EngineOnlyContext:
+    """What an engine's `run` needs of a job's context, for timing the engine alone: no queue, no lease,
+    never cancelled, progress dropped."""
+
+    def __init__(self, scratch_dir: Path) -> None:
+        self.scratch_dir = scratch_dir
+
+    def report_progress(self, fraction: float) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False

@@ -15,7 +15,9 @@ from pathlib import Path
 # Highest first. Units on one line are separate units of one layer, listed in the order they may use each
 # other (the one on the left may import the ones on its right).
 LAYERS: list[list[str]] = [
-    ["cli", "app", "api", "resources"],  # entry points, and the one place that wires everything
+    # Entry points, and the one place that wires everything. `console` holds the web console's static files
+    # (no Python): api serves them, and they import nothing.
+    ["cli", "app", "api", "console", "resources"],
     ["tasks", "files", "accounts", "webhooks"],  # domain services, each the owner of its tables' SQL
     ["queue"],  # claims, leases, heartbeats, fenced worker writes, retries, the job runner
     ["engines", "media", "egress", "storage"],  # what does the work and talks to the outside

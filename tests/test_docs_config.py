@@ -22,7 +22,18 @@ HOOK = REPO_ROOT / "docs" / "hooks" / "settings_table.py"
 PAGE = REPO_ROOT / "docs" / "configuration.md"
 
 # Environment variables of the test suite, not of the service (tests/conftest.py).
-TEST_ONLY = {"REELGATE_TEST_POSTGRES_URL", "REELGATE_TEST_REDIS_URL", "REELGATE_REQUIRE_SERVICES"}
+TEST_ONLY = {
+    "REELGATE_TEST_POSTGRES_URL",
+    "REELGATE_TEST_REDIS_URL",
+    "REELGATE_REQUIRE_SERVICES",
+    # Where the web console's browser tests leave their screenshots (tests/console/conftest.py).
+    "REELGATE_CONSOLE_SCREENSHOTS",
+    # The chaos soak's size and pace (tests/soak/): a CI run is small, a by-hand run sets them larger.
+    "REELGATE_SOAK_TASKS",
+    "REELGATE_SOAK_SEED",
+    "REELGATE_SOAK_KILL_EVERY_S",
+    "REELGATE_SOAK_CREATE_EVERY_S",
+}
 # Environment variables of the Python SDK and the remote CLI (clients/python), and of a remote worker's
 # token (a command-line option's environment variable), not settings of the service.
 CLIENT_ONLY = {ENV_API_KEY, ENV_BASE_URL, WORKER_TOKEN_ENV}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,11 +17,13 @@ from reelgate import __version__
 from reelgate.accounts.admin_token import weakness
 from reelgate.api import account, admin, callbacks, files, files_api, ops, tasks
 from reelgate.api import workers as worker_routes
+from reelgate.api.console import install_console
 from reelgate.api.docs import install_docs
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
 from reelgate.api.middleware import RateLimitHeaders, RequestMetrics
 from reelgate.config import Settings
 from reelgate.db import migrate
+from reelgate.logs import configure_logging
 from reelgate.metrics import Metrics
 from reelgate.resources import Resources
 from reelgate.storage.base import StorageUnavailable
@@ -96,6 +99,7 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     if settings.admin_token:
         app.include_router(admin.router)
     install_docs(app)
+    install_console(app, settings)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         BodySizeLimit,
@@ -105,6 +109,19 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+# `reelgate serve --api-processes N` hands its resolved settings to its processes here, as JSON (uvicorn starts
+# each process afresh and imports the app by name).
+SERVE_SETTINGS_ENV = "REELGATE_SERVE_SETTINGS_JSON"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of `reelgate serve --api-processes N`'s processes: the API alone (in-process workers would
+    run N times over; the jobs run in `reelgate worker`), with the settings `serve` resolved."""
+    settings = Settings.model_validate_json(os.environ[SERVE_SETTINGS_ENV])
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return create_app(settings, workers=0)
 
 
 def _install_sighup(resources: Resources) -> bool:

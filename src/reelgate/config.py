@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         description="Empty = a SQLite file under `home`. A plain `postgresql://user:pass@db/reelgate` (or "
         "`postgres://`, `sqlite://`) is accepted and mapped to its async driver (asyncpg, aiosqlite).",
     )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite only (WAL mode): `NORMAL` = a commit survives a crash of the process but the last "
+        "commits before a power loss or OS crash may be lost (the database stays consistent); `FULL` = every "
+        "commit is fsynced first and survives those too, at the cost of one fsync per write "
+        "(docs/benchmarks.md measures both).",
+    )
     database_schema: str = Field(
         "",
         description="PostgreSQL only: the schema to use (search_path); lets several deployments or test runs "
@@ -295,6 +302,14 @@ class Settings(BaseSettings):
         "",
         description="Redis for rate-limit counters shared by several API processes, e.g. "
         "`redis://redis:6379/0`; empty = counted in this process only.",
+    )
+    key_cache_s: float = Field(
+        10.0,
+        ge=0,
+        description="How long an API process keeps a verified key (its record, account and group) before reading "
+        "it again; a revoked key is refused by every process within 1 s whatever this is (each process watches "
+        "a change counter every half second). Credits, rate limits and unfinished-task counts are never cached. "
+        "0 = read the key on every request.",
     )
     idempotency_ttl_s: float = Field(
         24 * 3600.0, gt=0, description="How long a create's `Idempotency-Key` and its answer are kept."

@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelgate.accounts.key_cache import KeyCache
 from reelgate.accounts.limits import RateLimiter, build_limiter
 from reelgate.accounts.pricing import PricingSource, builtin_table
 from reelgate.config import Settings
@@ -69,7 +70,9 @@ def database_for(settings: Settings) -> Database:
         connect_args = {"server_settings": {"search_path": settings.database_schema}}
     if settings.is_sqlite:
         settings.home.mkdir(parents=True, exist_ok=True)
-    return Database(settings.resolved_database_url, connect_args=connect_args)
+    return Database(
+        settings.resolved_database_url, connect_args=connect_args, sqlite_synchronous=settings.sqlite_synchronous
+    )
 
 
 def pricing_source(settings: Settings) -> PricingSource:
@@ -100,9 +103,12 @@ class Resources:
     relays: RelayRuntime = field(default_factory=RelayRuntime)
     # The process's one reader of the tasks that event streams follow (tasks/events.py).
     task_watcher: TaskWatcher = field(init=False)
+    # The verified keys of this process (accounts/key_cache.py).
+    key_cache: KeyCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.task_watcher = TaskWatcher(self.db, self.settings)
+        self.key_cache = KeyCache(self.db, max_age_s=self.settings.key_cache_s)
 
     @property
     def scratch_root(self) -> Path:

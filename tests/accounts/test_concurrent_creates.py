@@ -13,7 +13,7 @@ import pytest
 
 from reelgate.db.models import Task
 from tests.accounts.harness import Harness, create_body, harness
-from tests.conftest import Backend, auth, make_settings, migrate_db, settings_env
+from tests.conftest import Backend, advertise_worker, auth, make_settings, migrate_db, settings_env
 from tests.e2e.processes import Processes, free_port, ready, wait_until
 
 CREATES = 100
@@ -72,6 +72,9 @@ def test_100_concurrent_creates_across_two_processes(
 ) -> None:
     settings = make_settings(tmp_path / "home", postgres_backend)
     migrate_db(settings)
+    # Before the servers start: each reads the registry at most once a second (queue/registry.py LiveEngines),
+    # and one that read it empty at its start would refuse the first creates with a 503 for that second.
+    advertise_worker(settings)
     env = settings_env(settings)
     bases = []
     for name in ("api-a", "api-b"):

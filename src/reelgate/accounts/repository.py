@@ -5,12 +5,15 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.keys import NewCredential, NewKey
-from reelgate.db.models import Account, ApiKey, WorkerToken
+from reelgate.accounts.records import AccountRecord, KeyRecord
+from reelgate.db.database import Database, PointRead
+from reelgate.db.models import Account, ApiKey, ApiKeyChanges, WorkerToken
 from reelgate.webhooks import repository as webhooks
 
 
@@ -88,6 +91,72 @@ async def get_key_with_account(session: AsyncSession, key_id: str) -> tuple[ApiK
     return (row[0], row[1]) if row is not None else None
 
 
+_KEY_COLUMNS = (
+    ApiKey.id,
+    ApiKey.name,
+    ApiKey.secret_hash,
+    ApiKey.account_id,
+    ApiKey.allowed_models,
+    ApiKey.rpm_limit,
+    ApiKey.read_rpm_limit,
+    ApiKey.max_concurrent,
+    ApiKey.expires_at,
+    ApiKey.revoked_at,
+    ApiKey.created_at,
+    Account.name,
+    Account.user_group,
+    Account.created_at,
+)
+# Built once, with bound parameters: their compiled forms are found by a memoized cache key.
+_KEY_RECORD = (
+    select(*_KEY_COLUMNS).join(Account, Account.id == ApiKey.account_id).where(ApiKey.id == bindparam("key_id"))
+)
+_KEYS_VERSION = select(ApiKeyChanges.version).where(ApiKeyChanges.id == 1)
+
+
+_KEY_READ = PointRead(_KEY_RECORD)
+_VERSION_READ = PointRead(_KEYS_VERSION)
+
+
+async def key_record(db: Database, key_id: str) -> tuple[KeyRecord, AccountRecord] | None:
+    """The key and its account in one statement of its own (db/database.py PointRead)."""
+    row = await db.point_read(_KEY_READ, {"key_id": key_id})
+    if row is None:
+        return None
+    values: tuple[Any, ...] = tuple(row)
+    (kid, name, secret_hash, account_id, models, rpm, read_rpm, concurrent, expires, revoked, created) = values[:11]
+    key = KeyRecord(
+        id=kid,
+        name=name,
+        secret_hash=secret_hash,
+        account_id=account_id,
+        allowed_models=tuple(models) if models is not None else None,
+        rpm_limit=rpm,
+        read_rpm_limit=read_rpm,
+        max_concurrent=concurrent,
+        expires_at=expires,
+        revoked_at=revoked,
+        created_at=created,
+    )
+    account_name, user_group, account_created = values[11:]
+    return key, AccountRecord(id=account_id or "", name=account_name, user_group=user_group, created_at=account_created)
+
+
+async def keys_version(db: Database) -> int:
+    """The change counter of the keys (`ApiKeyChanges`)."""
+    row = await db.point_read(_VERSION_READ, {})
+    if row is None:
+        raise RuntimeError("the api_key_changes row is missing: run 'reelgate migrate'")
+    return int(row[0])
+
+
+async def keys_changed(session: AsyncSession) -> None:
+    """Every write that can make a cached key wrong (revoked, its limits or models changed, its account's group
+    changed) calls this in its transaction: every API process forgets its cached keys within half a second of
+    the commit (accounts/key_cache.py)."""
+    await session.execute(update(ApiKeyChanges).where(ApiKeyChanges.id == 1).values(version=ApiKeyChanges.version + 1))
+
+
 async def list_keys(session: AsyncSession, *, account_id: str | None = None) -> list[ApiKey]:
     query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
     if account_id is not None:
@@ -103,7 +172,10 @@ async def revoke_key(session: AsyncSession, key_id: str) -> bool:
     result = await session.execute(
         update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=time.time())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    revoked = bool(result.rowcount)  # type: ignore[attr-defined]
+    if revoked:
+        await keys_changed(session)
+    return revoked
 
 
 async def lock_key(session: AsyncSession, key_id: str) -> None:

@@ -57,6 +57,25 @@ class MyAccount(BaseModel):
     key: KeyView
 
 
+class UsageDay(BaseModel):
+    date: str = Field(description="The UTC day, YYYY-MM-DD")
+    tasks: int = Field(description="Tasks created (credits reserved) that day")
+    completed: int = Field(description="Tasks whose credits were captured that day")
+    failed: int = Field(description="Tasks whose credits were released that day (failed or cancelled)")
+    credits_spent: float = Field(description="Credits captured that day")
+    credits_released: float = Field(description="Credits given back that day")
+
+
+class AccountUsage(BaseModel):
+    """`GET /v1/account/usage`: the account's use per UTC day, every key of the account together, oldest
+    first, one entry per day of the window (days without use included, as zeros)."""
+
+    object: Literal["list"] = "list"
+    days: int
+    credits_spent: float = Field(description="Credits captured over the whole window")
+    data: list[UsageDay]
+
+
 class AccountList(BaseModel):
     object: Literal["list"] = "list"
     data: list[AccountView]

@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts import ledger, repository
 from reelgate.accounts.credits import to_credits, to_millicredits
+from reelgate.accounts.key_cache import KeyCache
 from reelgate.accounts.keys import (
     WORKER_TOKEN_PREFIX,
     NewKey,
@@ -24,8 +26,10 @@ from reelgate.accounts.keys import (
 )
 from reelgate.accounts.limits import Decision, RateLimiter
 from reelgate.accounts.pricing import PricingTable
+from reelgate.accounts.records import AccountRecord, KeyRecord
 from reelgate.accounts.repository import KeyLimits
 from reelgate.accounts.schemas import (
+    AccountUsage,
     AccountView,
     CreatedKey,
     CreatedWorkerToken,
@@ -36,6 +40,7 @@ from reelgate.accounts.schemas import (
     LedgerPage,
     LimitsView,
     MyAccount,
+    UsageDay,
     WorkerTokenList,
     WorkerTokenView,
 )
@@ -60,6 +65,36 @@ _BUCKET_WORDS = {"write": "requests (creates and other writes)", "read": "reads"
 Bucket = Literal["write", "read"]
 
 
+class KeyFields(Protocol):
+    """What the use cases read of a key: a cached `KeyRecord` (a request's caller) or an `ApiKey` row."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def account_id(self) -> str | None: ...
+    @property
+    def allowed_models(self) -> list[str] | tuple[str, ...] | None: ...
+    @property
+    def rpm_limit(self) -> int | None: ...
+    @property
+    def read_rpm_limit(self) -> int | None: ...
+    @property
+    def max_concurrent(self) -> int | None: ...
+    @property
+    def expires_at(self) -> float | None: ...
+    @property
+    def revoked_at(self) -> float | None: ...
+    @property
+    def created_at(self) -> float: ...
+
+
+class GroupOf(Protocol):
+    @property
+    def user_group(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class EffectiveLimits:
     rpm: int
@@ -71,7 +106,7 @@ class EffectiveLimits:
         return self.read_rpm if bucket == "read" else self.rpm
 
 
-def effective_limits(key: ApiKey, account: Account, pricing: PricingTable, settings: Settings) -> EffectiveLimits:
+def effective_limits(key: KeyFields, account: GroupOf, pricing: PricingTable, settings: Settings) -> EffectiveLimits:
     """The key's own limit, else its group's (pricing file), else the service default."""
     group = pricing.group(account.user_group)
     rpm = key.rpm_limit or group.rpm or settings.default_rpm
@@ -89,14 +124,14 @@ def limiter_key(key_id: str, bucket: Bucket) -> str:
 class Caller:
     """An authenticated request: its key, the key's account, its limits and the rate-limit decision."""
 
-    key: ApiKey
-    account: Account
+    key: KeyRecord
+    account: AccountRecord
     limits: EffectiveLimits
     decision: Decision
 
 
 async def authenticate(
-    db: Database,
+    keys: KeyCache,
     token: str | None,
     *,
     pricing: PricingTable,
@@ -115,8 +150,7 @@ async def authenticate(
     if parts is None:
         raise ApiError(401, INVALID_KEY_MESSAGE)
     key_id, secret = parts
-    async with db.read() as session:
-        found = await repository.get_key_with_account(session, key_id)
+    found = await keys.get(key_id)
     if found is None:
         raise ApiError(401, INVALID_KEY_MESSAGE)
     key, account = found
@@ -139,11 +173,11 @@ async def authenticate(
     return Caller(key=key, account=account, limits=limits, decision=decision)
 
 
-def key_is_usable(key: ApiKey, now: float) -> bool:
+def key_is_usable(key: KeyFields, now: float) -> bool:
     return key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
 
 
-def allowed_models(key: ApiKey, known_models: list[str]) -> list[str]:
+def allowed_models(key: KeyFields, known_models: list[str]) -> list[str]:
     """The public models this key may use, in the service's order."""
     if key.allowed_models is None:
         return list(known_models)
@@ -151,7 +185,7 @@ def allowed_models(key: ApiKey, known_models: list[str]) -> list[str]:
     return [model for model in known_models if model in allowed]
 
 
-def authorize_model(key: ApiKey, model: str, known_models: list[str]) -> list[str]:
+def authorize_model(key: KeyFields, model: str, known_models: list[str]) -> list[str]:
     """403 for a known model this key may not use; returns the models it may use (for the 404 suggestion)."""
     usable = allowed_models(key, known_models)
     if model in known_models and model not in usable:
@@ -246,6 +280,15 @@ async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
     return row
 
 
+async def revoke_key_view(db: Database, keys: KeyCache, key_id: str) -> KeyView:
+    """The admin API's revoke: committed, then this process forgets its cached keys at once (the others do
+    within half a second, by the change counter)."""
+    async with db.transaction() as session:
+        row = await revoke_key(session, key_id)
+    keys.forget()
+    return key_view(row)
+
+
 async def rotate_webhook_secret(session: AsyncSession, key_id: str, *, overlap_s: float) -> str:
     """Give an active key a new callback signing secret; the previous one keeps signing for `overlap_s`."""
     key = await repository.get_key(session, key_id)
@@ -326,12 +369,56 @@ def _account_fields(account: Account, pricing: PricingTable) -> dict[str, Any]:
     }
 
 
-def my_account(caller: Caller, known_models: list[str], pricing: PricingTable) -> MyAccount:
-    """`GET /v1/account`: the calling key's account, its limits and the models it may use."""
+async def my_account(db: Database, caller: Caller, known_models: list[str], pricing: PricingTable) -> MyAccount:
+    """`GET /v1/account`: the calling key's account (its money read now: the cache holds none), its limits and
+    the models it may use."""
+    async with db.read() as session:
+        account = await require_account(session, caller.account.id)
     return MyAccount(
-        **_account_fields(caller.account, pricing),
+        **_account_fields(account, pricing),
         key=key_view(caller.key, caller.limits, allowed_models(caller.key, known_models)),
     )
+
+
+DAY_S = 86400
+MAX_USAGE_DAYS = 90
+
+
+async def account_usage(db: Database, account_id: str, *, days: int, now: float | None = None) -> AccountUsage:
+    """`GET /v1/account/usage`: the last `days` UTC days, today included, from the ledger (so it agrees with
+    the balance to the millicredit): reserves count the tasks created, captures and releases how they ended."""
+    if not 1 <= days <= MAX_USAGE_DAYS:
+        raise ApiError(400, f"days must be 1..{MAX_USAGE_DAYS}", param="days")
+    today = int((time.time() if now is None else now) // DAY_S)
+    first = today - days + 1
+    async with db.read() as session:
+        movements = await ledger.task_movements_since(session, account_id, float(first * DAY_S))
+    zero = {"tasks": 0, "completed": 0, "failed": 0, "spent": 0, "released": 0}
+    counts = {day: dict(zero) for day in range(first, today + 1)}
+    for kind, amount, created in movements:
+        bucket = counts.get(int(created // DAY_S))
+        if bucket is None:  # written after `now` was read
+            continue
+        if kind == ledger.EntryKind.RESERVE:
+            bucket["tasks"] += 1
+        elif kind == ledger.EntryKind.CAPTURE:
+            bucket["completed"] += 1
+            bucket["spent"] += amount
+        else:
+            bucket["failed"] += 1
+            bucket["released"] += amount
+    data = [
+        UsageDay(
+            date=datetime.fromtimestamp(day * DAY_S, tz=UTC).date().isoformat(),
+            tasks=c["tasks"],
+            completed=c["completed"],
+            failed=c["failed"],
+            credits_spent=to_credits(c["spent"]),
+            credits_released=to_credits(c["released"]),
+        )
+        for day, c in counts.items()
+    ]
+    return AccountUsage(days=days, credits_spent=to_credits(sum(c["spent"] for c in counts.values())), data=data)
 
 
 def account_view(account: Account, *, keys: list[ApiKey], pricing: PricingTable) -> AccountView:
@@ -342,7 +429,7 @@ def account_view(account: Account, *, keys: list[ApiKey], pricing: PricingTable)
     )
 
 
-def key_view(key: ApiKey, limits: EffectiveLimits | None = None, models: list[str] | None = None) -> KeyView:
+def key_view(key: KeyFields, limits: EffectiveLimits | None = None, models: list[str] | None = None) -> KeyView:
     now = time.time()
     status = "revoked" if key.revoked_at is not None else "expired" if not key_is_usable(key, now) else "active"
     return KeyView(
@@ -350,7 +437,7 @@ def key_view(key: ApiKey, limits: EffectiveLimits | None = None, models: list[st
         name=key.name,
         account_id=key.account_id or "",
         status=status,
-        allowed_models=models if models is not None else key.allowed_models,
+        allowed_models=models if models is not None else _listed(key.allowed_models),
         expires_at=int(key.expires_at) if key.expires_at is not None else None,
         limits=LimitsView(
             rpm=limits.rpm if limits else key.rpm_limit,
@@ -359,6 +446,10 @@ def key_view(key: ApiKey, limits: EffectiveLimits | None = None, models: list[st
         ),
         created=int(key.created_at),
     )
+
+
+def _listed(models: list[str] | tuple[str, ...] | None) -> list[str] | None:
+    return list(models) if models is not None else None
 
 
 # --- worker tokens -----------------------------------------------------------------------------------------

@@ -109,8 +109,7 @@ async def create_key(body: CreateKeyRequest, resources: ResourcesDep) -> Created
     "/keys/{key_id}/revoke", response_model=KeyView, summary="Revoke an API key", responses=errors(401, 404, 500)
 )
 async def revoke_key(key_id: str, resources: ResourcesDep) -> KeyView:
-    async with resources.db.transaction() as session:
-        return service.key_view(await service.revoke_key(session, key_id))
+    return await service.revoke_key_view(resources.db, resources.key_cache, key_id)
 
 
 @router.get(

@@ -11,9 +11,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reelgate.accounts import service
+from reelgate.accounts.records import KeyRecord
 from reelgate.accounts.service import Caller
 from reelgate.api.middleware import RATE_LIMIT_STATE
-from reelgate.db.models import ApiKey
 from reelgate.resources import Resources
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -25,12 +25,18 @@ def resources_of(request: Request) -> Resources:
     return resources
 
 
+async def _resources(request: Request) -> Resources:
+    # A dependency, so async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off on
+    # every request for an attribute read (docs/benchmarks.md, the profile).
+    return resources_of(request)
+
+
 async def current_caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Caller:
     resources = resources_of(request)
     caller = await service.authenticate(
-        resources.db,
+        resources.key_cache,
         credentials.credentials if credentials is not None else None,
         pricing=resources.pricing.current(),
         settings=resources.settings,
@@ -41,10 +47,10 @@ async def current_caller(
     return caller
 
 
-async def current_key(caller: Annotated[Caller, Depends(current_caller)]) -> ApiKey:
+async def current_key(caller: Annotated[Caller, Depends(current_caller)]) -> KeyRecord:
     return caller.key
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
-CurrentKey = Annotated[ApiKey, Depends(current_key)]
-ResourcesDep = Annotated[Resources, Depends(resources_of)]
+CurrentKey = Annotated[KeyRecord, Depends(current_key)]
+ResourcesDep = Annotated[Resources, Depends(_resources)]

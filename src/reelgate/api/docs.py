@@ -1,4 +1,5 @@
-"""`/docs` (Swagger UI) and `/redoc` (ReDoc) from assets shipped in a Python package, and `GET /` -> `/docs`.
+"""`/docs` (Swagger UI) and `/redoc` (ReDoc) from assets shipped in a Python package (`GET /` leads to the web
+console instead: api/console.py).
 
 FastAPI's own pages load their scripts from a CDN, so they are blank on a machine without internet, which is
 the embedded deployment's whole point. The fastapi-offline wheel ships Swagger UI's and ReDoc's bundles as
@@ -13,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 DOCS_URL = "/docs"
@@ -49,12 +50,8 @@ _SWAGGER_UI_PARAMETERS: dict[str, Any] = {
 
 
 def install_docs(app: FastAPI) -> None:
-    """Add `/docs`, `/redoc`, their assets and the `/` redirect to `app` (built with docs_url=None, redoc_url=None)."""
+    """Add `/docs`, `/redoc` and their assets to `app` (built with docs_url=None, redoc_url=None)."""
     app.mount(ASSETS_URL, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-assets")
-
-    @app.get("/", include_in_schema=False)
-    async def root(request: Request) -> RedirectResponse:
-        return RedirectResponse(_root(request) + DOCS_URL, status_code=307)
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:

@@ -1,5 +1,5 @@
-"""Create, query, list and cancel tasks (docs/contract.md sections 1, 2, 6), and a task's event stream
-(docs/events.md)."""
+"""Create, query, list and cancel tasks (docs/contract.md sections 1, 2, 6), a task's event stream
+(docs/events.md) and credit entries, and the quote of a create (price and frame) before making it."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from reelgate.api.auth import CurrentCaller, CurrentKey, ResourcesDep
-from reelgate.api.responses import errors
+from reelgate.api.responses import FastJSONResponse, errors
 from reelgate.api.strict import reject_unknown_query
+from reelgate.config import DEFAULT_MODEL
 from reelgate.tasks import events, service
-from reelgate.tasks.schemas import CreateVideoRequest, TaskList, TaskObject
+from reelgate.tasks.schemas import AspectRatio, CreateVideoRequest, TaskCredits, TaskList, TaskObject, VideoQuote
 
 router = APIRouter(prefix="/v1", tags=["Video Generation"])
 
@@ -42,9 +42,31 @@ async def create_video_generation(
     ] = None,
 ) -> Any:
     created = await service.create(resources, caller, body, idempotency_key=idempotency_key)
+    # The task object as the service dumped it from TaskObject (exclude_none, as response_model_exclude_none).
     if created.replayed:
-        return JSONResponse(created.task, headers={"Idempotent-Replayed": "true"})
-    return created.task
+        return FastJSONResponse(created.task, headers={"Idempotent-Replayed": "true"})
+    return FastJSONResponse(created.task)
+
+
+@router.get(
+    "/videos/quote",
+    response_model=VideoQuote,
+    operation_id="quoteVideoGeneration",
+    summary="What a create with these choices would reserve for this key, and the frame its engine renders",
+    responses=errors(400, 401, 403, 404, 429, 500, 502, 503),
+)
+async def quote_video_generation(
+    request: Request,
+    caller: CurrentCaller,
+    resources: ResourcesDep,
+    model: Annotated[str, Query(min_length=1, max_length=200, description="Public model name")] = DEFAULT_MODEL,
+    aspect_ratio: Annotated[AspectRatio, Query(description="16:9, 9:16 or 1:1")] = "16:9",
+    # An int checked by the service (a query string is text, and a Literal of ints refuses "5"); the enum
+    # tells the document's readers the two values.
+    duration: Annotated[int, Query(description="Seconds of video: 5 or 10", json_schema_extra={"enum": [5, 10]})] = 5,
+) -> VideoQuote:
+    reject_unknown_query(request, allowed=("model", "aspect_ratio", "duration"))
+    return await service.quote(resources, caller, model=model, aspect_ratio=aspect_ratio, duration=duration)
 
 
 @router.get(
@@ -117,6 +139,18 @@ async def list_tasks(
 ) -> TaskList:
     reject_unknown_query(request, allowed=("limit", "after"))
     return await service.list_tasks(resources, key, limit=limit, after=after)
+
+
+@router.get(
+    "/tasks/{task_id}/credits",
+    response_model=TaskCredits,
+    operation_id="getTaskCredits",
+    summary="The task's credit entries: its reserve, then the capture or release that settled it",
+    responses=errors(400, 401, 404, 429, 500, 503),
+)
+async def get_task_credits(request: Request, task_id: str, key: CurrentKey, resources: ResourcesDep) -> TaskCredits:
+    reject_unknown_query(request, allowed=())
+    return await service.task_credits(resources, key, task_id)
 
 
 @router.post(

@@ -51,12 +51,19 @@ def serve(
     migrate_first: Annotated[
         bool, typer.Option("--migrate", help="Create or upgrade the database schema before serving")
     ] = False,
+    api_processes: Annotated[
+        int,
+        typer.Option(
+            help="API processes sharing the port, to use every core (default 1). More than 1 serves the API only "
+            "(--workers 0: run the jobs in `reelgate worker`) and needs REELGATE_REDIS_URL (one count per key)"
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API, with in-process workers unless --workers 0. A fresh embedded home (SQLite, no schema yet)
     is migrated by itself; anything else needs `reelgate migrate` or --migrate."""
     import uvicorn
 
-    from reelgate.app import create_app
+    from reelgate.app import SERVE_SETTINGS_ENV, create_app
     from reelgate.resources import pricing_source
 
     current = settings()
@@ -66,6 +73,16 @@ def serve(
     concurrency = workers if workers is not None else (os.cpu_count() or 1)
     if concurrency < 0:
         raise fail("--workers must be 0 or more")
+    if api_processes < 1:
+        raise fail("--api-processes must be at least 1")
+    if api_processes > 1:
+        # Each process would run its own in-process workers, N times the slots asked for: jobs belong to
+        # `reelgate worker` processes beside the API ones (docs/deployment.md).
+        if concurrency > 0:
+            raise fail("--api-processes above 1 serves the API only: pass --workers 0 and run `reelgate worker`")
+        # The in-process rate limiter counts per process: N of them would let each key through N times.
+        if not current.redis_url:
+            raise fail("--api-processes above 1 needs REELGATE_REDIS_URL, so every process counts one rate limit")
     problem = asyncio.run(_prepare_schema(current, migrate_first=migrate_first))
     if problem is not None:
         raise fail(problem)
@@ -77,8 +94,24 @@ def serve(
     err.print(
         f"reelgate serving on http://{host}:{port} (docs: /docs) with "
         + (f"{concurrency} in-process job slot(s)" if concurrency else "no workers (API only)")
+        + (f", {api_processes} API processes" if api_processes > 1 else "")
         + f"; data in {current.home.resolve()}"
     )
+    if api_processes > 1:
+        # uvicorn's supervisor binds the port once, starts the processes (each builds the app from the
+        # settings resolved here) and restarts one that dies.
+        os.environ[SERVE_SETTINGS_ENV] = current.model_dump_json()
+        uvicorn.run(
+            "reelgate.app:app_from_environment",
+            factory=True,
+            workers=api_processes,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        return
     uvicorn.run(
         asgi_app,
         host=host,

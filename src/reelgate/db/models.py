@@ -68,6 +68,17 @@ class ApiKey(Base):
     __table_args__ = (Index("ix_api_keys_account", "account_id"),)
 
 
+class ApiKeyChanges(Base):
+    """One row: a counter bumped in the transaction of every change that can make a cached key wrong (revoked,
+    its limits or models changed). Each API process's key cache (accounts/key_cache.py) reads it at most
+    every half second and forgets every key when it moved."""
+
+    __tablename__ = "api_key_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class CreditEntry(Base):
     """The append-only ledger. Amounts are positive except `adjust`, which is signed.
 

@@ -85,3 +85,11 @@ class Engine(Protocol):
         ...
 
     def run(self, job: Job, ctx: RunContext, output_path: Path) -> EngineResult: ...
+
+
+@runtime_checkable
+class KnownFrame(Protocol):
+    """An engine that knows, before running, the frame it renders at an aspect ratio: it centre-crops the
+    images to exactly width:height (media/framing.py fit_to_frame), so a client can preview that crop."""
+
+    def frame_size(self, aspect_ratio: str) -> tuple[int, int]: ...

@@ -53,6 +53,18 @@ def output_size(aspect_ratio: str, short_side_px: int) -> tuple[int, int]:
     return side, side
 
 
+def crop_box(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h): the centred part of a src_w x src_h image with exactly width:height's shape. The web
+    console's preview (console/static/framing.js) computes the same box, rounding included, and a test holds
+    the two to it."""
+    # Compare cross products instead of float ratios so equal ratios never crop a stray pixel.
+    if src_w * height > width * src_h:
+        crop_w, crop_h = max(1, round(src_h * width / height)), src_h
+    else:
+        crop_w, crop_h = src_w, max(1, round(src_w * height / width))
+    return (src_w - crop_w) // 2, (src_h - crop_h) // 2, crop_w, crop_h
+
+
 def fit_to_frame(pixels: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
     """Centre-crops `pixels` (H x W x 3) to width:height exactly, then resizes to width x height."""
     if pixels.ndim != 3 or pixels.shape[2] != 3:
@@ -60,12 +72,7 @@ def fit_to_frame(pixels: npt.NDArray[np.uint8], width: int, height: int) -> npt.
     if width <= 0 or height <= 0:
         raise ValueError(f"target size must be positive, got {width}x{height}")
     src_h, src_w = pixels.shape[:2]
-    # Compare cross products instead of float ratios so equal ratios never crop a stray pixel.
-    if src_w * height > width * src_h:
-        crop_w, crop_h = max(1, round(src_h * width / height)), src_h
-    else:
-        crop_w, crop_h = src_w, max(1, round(src_w * height / width))
-    x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
+    x0, y0, crop_w, crop_h = crop_box(src_w, src_h, width, height)
     cropped = pixels[y0 : y0 + crop_h, x0 : x0 + crop_w]
     if (crop_w, crop_h) == (width, height):
         return cropped.copy()

@@ -11,15 +11,17 @@ import base64
 import binascii
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from reelgate.egress.client import EgressClient
 from reelgate.egress.errors import EgressError, TooLargeError
-from reelgate.egress.urls import validate_image_url_syntax
 from reelgate.errors import ApiError
+
+if TYPE_CHECKING:
+    from reelgate.egress.client import EgressClient
 
 # A video frame is at least 720 px on its short side; below 64 px an image holds too little to
 # animate or to upscale into anything recognisable (and 1x1 "images" are almost always mistakes).
@@ -152,6 +154,10 @@ def validate_image_at_create(
 
     Data URIs get the header check only; the full decode happens in the worker, off the request path.
     """
+    # Here, not at the top: the URL checks import httpx, which decoding a local file (`reelgate generate`,
+    # the worker) does not need.
+    from reelgate.egress.urls import validate_image_url_syntax
+
     if validate_image_url_syntax(url, param=param, allow_private=allow_private) != "data":
         return None
     try:

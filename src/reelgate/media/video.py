@@ -60,12 +60,18 @@ class VideoWriter:
         crf: int = 20,
         preset: str = "veryfast",
         threads: int = DEFAULT_ENCODER_THREADS,
+        pix_fmt: str = "rgb24",
     ) -> None:
+        """`pix_fmt`: the layout of the frames given to `write`, "rgb24" (H x W x 3) or "yuv420p" (the
+        encoder's own: H * 3/2 x W, the luma plane then both chroma planes), which ffmpeg takes as is."""
         # yuv420p subsamples chroma 2x2, so libx264 rejects odd sizes.
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ValueError(f"frame size must be positive and even, got {width}x{height}")
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        if pix_fmt not in ("rgb24", "yuv420p"):
+            raise ValueError(f"pix_fmt must be rgb24 or yuv420p, got {pix_fmt!r}")
+        self.pix_fmt = pix_fmt
         self.path = Path(path)
         self.width = width
         self.height = height
@@ -81,7 +87,7 @@ class VideoWriter:
         return [
             ffmpeg_exe(),
             "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+            "-f", "rawvideo", "-pix_fmt", self.pix_fmt, "-s", f"{self.width}x{self.height}",
             "-framerate", str(self.fps), "-i", "pipe:0",
             "-an", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
             "-pix_fmt", "yuv420p", "-threads", str(self.threads),
@@ -121,7 +127,7 @@ class VideoWriter:
         process = self._process
         if process is None or process.stdin is None:
             raise RuntimeError("VideoWriter is not open")
-        expected = (self.height, self.width, 3)
+        expected = (self.height, self.width, 3) if self.pix_fmt == "rgb24" else (self.height * 3 // 2, self.width)
         if frame.shape != expected or frame.dtype != np.uint8:
             raise ValueError(f"frame must be uint8 {expected}, got {frame.dtype} {frame.shape}")
         try:
@@ -178,6 +184,28 @@ class VideoWriter:
             lines = self._stderr.read().decode(errors="replace").strip().splitlines()
             tail = "\n".join(lines[-_STDERR_TAIL_LINES:])
         return f"ffmpeg failed (exit {returncode}) writing {self.path}:\n{tail or '(no stderr output)'}"
+
+
+def rgb_to_yuv420p(frames: list[RGBFrame]) -> list[npt.NDArray[np.uint8]]:
+    """Same-size, even-size RGB frames in yuv420p (H * 3/2 x W: luma, then both chroma planes), converted
+    by ffmpeg exactly as the encoder converts rgb24 input, so a frame made from these planes is what an
+    RGB frame would have become (the motion engine renders straight in yuv420p from them)."""
+    if not frames:
+        return []
+    height, width = frames[0].shape[:2]
+    if width % 2 or height % 2 or any(frame.shape != (height, width, 3) for frame in frames):
+        raise ValueError("rgb_to_yuv420p takes same-size RGB frames of even width and height")
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-i", "pipe:0",
+               "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]  # fmt: skip
+    payload = b"".join(np.ascontiguousarray(frame).tobytes() for frame in frames)
+    completed = subprocess.run(command, input=payload, capture_output=True, check=False)
+    size = width * height * 3 // 2
+    if completed.returncode != 0 or len(completed.stdout) != size * len(frames):
+        tail = "\n".join(completed.stderr.decode(errors="replace").strip().splitlines()[-_STDERR_TAIL_LINES:])
+        raise VideoEncodeError(f"ffmpeg could not convert {len(frames)} frame(s) to yuv420p:\n{tail}")
+    raw = np.frombuffer(completed.stdout, dtype=np.uint8)
+    return [raw[i * size : (i + 1) * size].reshape(height * 3 // 2, width).copy() for i in range(len(frames))]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelgate.accounts.service import KeyFields
 from reelgate.config import Settings
-from reelgate.db.models import ApiKey
 from reelgate.errors import ApiError
 from reelgate.queue.states import UNFINISHED
 from reelgate.storage.base import Storage
@@ -23,7 +23,7 @@ from reelgate.webhooks.schemas import CallbackDeliveryList, CallbackDeliveryView
 from reelgate.webhooks.states import DeliveryState
 
 
-async def list_deliveries(resources: TasksResources, key: ApiKey, task_id: str) -> CallbackDeliveryList:
+async def list_deliveries(resources: TasksResources, key: KeyFields, task_id: str) -> CallbackDeliveryList:
     async with resources.db.read() as session:
         task = await get_visible_task(session, resources.settings, key, task_id)
         series = await webhooks.deliveries_with_attempts(session, task.id)
@@ -31,7 +31,7 @@ async def list_deliveries(resources: TasksResources, key: ApiKey, task_id: str) 
     return CallbackDeliveryList(data=[delivery_view(row, attempts, url=url) for row, attempts in series])
 
 
-async def redeliver(resources: TasksResources, key: ApiKey, task_id: str) -> CallbackDeliveryView:
+async def redeliver(resources: TasksResources, key: KeyFields, task_id: str) -> CallbackDeliveryView:
     """A new attempt series of the task's callback, with the same webhook-id; refused while one is running."""
     async with resources.db.transaction() as session:
         task = await get_visible_task(session, resources.settings, key, task_id)

@@ -18,16 +18,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reelgate.accounts.service import KeyFields
 from reelgate.config import Settings
 from reelgate.db.database import Database
-from reelgate.db.models import ApiKey, Task
 from reelgate.db.notify import listen
 from reelgate.queue import TASK_EVENTS_CHANNEL
 from reelgate.queue.states import UNFINISHED, TaskStatus
 from reelgate.tasks import repository
 from reelgate.tasks.context import TasksResources
 from reelgate.tasks.repository import TaskProgress
-from reelgate.tasks.service import get_visible_task, task_object
+from reelgate.tasks.service import TaskLike, task_object, visible_task_row
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def is_terminal(state: TaskProgress) -> bool:
     return state.status not in UNFINISHED
 
 
-def progress_of(task: Task) -> TaskProgress:
+def progress_of(task: TaskLike) -> TaskProgress:
     return TaskProgress(task.id, task.status, task.progress, task.estimated_time_s, task.attempt)
 
 
@@ -62,11 +62,11 @@ class Subscription:
 
     task_id: str
     state: TaskProgress
-    ended: Task | None
+    ended: TaskLike | None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _watcher: TaskWatcher | None = None
 
-    def update(self, state: TaskProgress, ended: Task | None) -> None:
+    def update(self, state: TaskProgress, ended: TaskLike | None) -> None:
         if state != self.state or ended is not None:
             self.state, self.ended = state, ended or self.ended
             self.changed.set()
@@ -96,7 +96,7 @@ class TaskWatcher:
     def watched(self) -> int:
         return len(self._subscriptions)
 
-    def subscribe(self, task: Task) -> Subscription:
+    def subscribe(self, task: TaskLike) -> Subscription:
         subscription = Subscription(task.id, progress_of(task), task if task.status not in UNFINISHED else None)
         subscription._watcher = self
         self._subscriptions.setdefault(task.id, set()).add(subscription)
@@ -195,11 +195,10 @@ class WatchingResources(TasksResources, Protocol):
 
 
 async def open_stream(
-    resources: WatchingResources, key: ApiKey, task_id: str, *, last_event_id: str | None
+    resources: WatchingResources, key: KeyFields, task_id: str, *, last_event_id: str | None
 ) -> AsyncIterator[TaskEvent]:
     """Same checks as `GET /v1/tasks/{id}` (a 400 or 404 before any event), then the stream's events."""
-    async with resources.db.read() as session:
-        task = await get_visible_task(session, resources.settings, key, task_id)
+    task = await visible_task_row(resources, key, task_id)
     subscription = resources.task_watcher.subscribe(task)
     return _events(resources, subscription, last_event_id)
 

@@ -70,6 +70,10 @@ class TaskInfo(BaseModel):
     # A completed task's poster: a signed link to a small JPEG of a representative frame (`results` keeps
     # exactly the seed's list of video links).
     poster_url: str | None = None
+    # Unix seconds when the task and its links (results, poster) expire: a finished task's end of life.
+    expires_at: int | None = None
+    # What was asked, so a client (the web console) can show which task this is without keeping its own copy.
+    prompt: str | None = None
 
 
 class Usage(BaseModel):
@@ -96,6 +100,41 @@ class TaskObject(BaseModel):
     usage: Usage
     results: list[str] = Field(default_factory=list)
     error: TaskError | None = None
+
+
+class VideoQuote(BaseModel):
+    """`GET /v1/videos/quote`: what a create with these choices would reserve for the calling key, and where
+    it would go: the engine and the frame it renders (images are centre-cropped to exactly width:height)."""
+
+    object: Literal["video.quote"] = "video.quote"
+    model: str
+    engine: str
+    aspect_ratio: AspectRatio
+    duration: Literal[5, 10]
+    billing_rule: Literal["per_call", "per_token", "per_second"]
+    credits: float = Field(ge=0, description="What the create would reserve, as usage.credits_reserved will say")
+    available: float = Field(description="The account's spendable credits now (balance - held)")
+    affordable: bool = Field(description="available >= credits: false means the create would be a 402")
+    user_group: str
+    width: int | None = Field(None, description="The engine's frame width at this ratio; null where unknown")
+    height: int | None = Field(None, description="The engine's frame height at this ratio; null where unknown")
+    estimated_time: int = Field(ge=0, description="Seconds a task takes, as task_info.estimated_time starts")
+
+
+class TaskCreditEntry(BaseModel):
+    kind: Literal["reserve", "capture", "release"]
+    credits: float
+    created: float = Field(description="Unix seconds, ms precision")
+
+
+class TaskCredits(BaseModel):
+    """`GET /v1/tasks/{id}/credits`: the task's ledger entries, oldest first: its reserve, then the capture
+    (completed) or release (failed, cancelled) that settled it."""
+
+    object: Literal["list"] = "list"
+    task_id: str
+    state: Literal["held", "captured", "released"]
+    data: list[TaskCreditEntry]
 
 
 class TaskList(BaseModel):

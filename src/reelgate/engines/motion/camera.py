@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from reelgate.engines.base import RGBImage
 from reelgate.engines.motion.homography import scale_matrix
+from reelgate.engines.motion.planes import Layout, as_frame, frame_buffer, plane_matrix, sources_planes
 from reelgate.engines.motion.vocabulary import CameraMove, camera_move_from_prompt
 from reelgate.media.framing import fit_to_frame
 
@@ -193,9 +194,11 @@ class CameraRenderer:
     zoom, so neither blurs nor aliases noticeably.
     """
 
-    def __init__(self, image: RGBImage, width: int, height: int, peak_zoom: float) -> None:
+    def __init__(self, image: RGBImage, width: int, height: int, peak_zoom: float, layout: Layout = "rgb") -> None:
+        """`layout`: the frames come in RGB or straight in the encoder's yuv420p (`planes`)."""
         self.width = width
         self.height = height
+        self.layout: Layout = layout
         self.framed = fit_to_frame(image, width, height)
         self.detail_scale = detail_scale(image.shape[1], image.shape[0], width, height, peak_zoom)
         self.detailed = (
@@ -203,34 +206,54 @@ class CameraRenderer:
             if self.detail_scale > 1.0
             else self.framed
         )
+        # Converted once: every frame is warped from these planes, and the identity view is this frame.
+        sources = [self.framed, self.detailed] if self.detail_scale > 1.0 else [self.framed]
+        converted = sources_planes(sources, layout)
+        self._framed_planes = converted[0]
+        self._detailed_planes = converted[1] if len(converted) > 1 else None
+        self._framed_frame = as_frame(self._framed_planes, layout)
 
-    def render(self, view: View) -> RGBImage:
+    def render(self, view: View) -> npt.NDArray[np.uint8]:
         if view.is_identity:
-            return self.framed
+            return self._framed_frame
         matrix = view.matrix(self.width, self.height)
         detail_weight = min(1.0, math.log(view.zoom) / math.log(self.detail_scale)) if self.detail_scale > 1.0 else 0.0
-        if detail_weight <= 0.0:
-            return self._warp(self.framed, matrix)
         detailed_matrix = self._to_detailed() @ matrix
-        if detail_weight >= 1.0:
-            return self._warp(self.detailed, detailed_matrix)
-        coarse = self._warp(self.framed, matrix)
-        fine = self._warp(self.detailed, detailed_matrix)
-        blended = cv2.addWeighted(coarse, 1.0 - detail_weight, fine, detail_weight, 0.0)
-        return np.asarray(blended, dtype=np.uint8)
+        frame, targets = frame_buffer(self.width, self.height, self.layout)
+        for index, target in enumerate(targets):
+            scale = self._framed_planes.scales[index]
+            coarse = self._framed_planes.planes[index]
+            if detail_weight <= 0.0 or self._detailed_planes is None:
+                self._warp(coarse, matrix, scale, target)
+                continue
+            fine = self._detailed_planes.planes[index]
+            if detail_weight >= 1.0:
+                self._warp(fine, detailed_matrix, scale, target)
+                continue
+            from_coarse = self._warp(coarse, matrix, scale, np.empty_like(target))
+            from_fine = self._warp(fine, detailed_matrix, scale, np.empty_like(target))
+            cv2.addWeighted(from_coarse, 1.0 - detail_weight, from_fine, detail_weight, 0.0, dst=target)
+        return frame
 
     def _to_detailed(self) -> Matrix:
         detailed_h, detailed_w = self.detailed.shape[:2]
         return scale_matrix(detailed_w / self.width, detailed_h / self.height)
 
-    def _warp(self, source: RGBImage, matrix: Matrix) -> RGBImage:
-        frame = cv2.warpPerspective(
-            source, matrix, (self.width, self.height),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            # The window stays inside the image; replicating covers float rounding at its very edge.
-            borderMode=cv2.BORDER_REPLICATE,
-        )  # fmt: skip
-        return np.asarray(frame, dtype=np.uint8)  # names the dtype OpenCV's stubs leave open; no copy
+    def _warp(
+        self, source: npt.NDArray[np.uint8], matrix: Matrix, scale: float, target: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.uint8]:
+        """Warp a plane into `target`; `matrix` maps output pixels to image pixels, `scale` is the plane's."""
+        if scale != 1.0:
+            matrix = plane_matrix(scale) @ matrix @ np.linalg.inv(plane_matrix(scale))
+        size = (target.shape[1], target.shape[0])
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        # The window stays inside the image; replicating covers float rounding at its very edge.
+        if abs(matrix[2, 0]) + abs(matrix[2, 1]) < 1e-15:  # no orbit: affine, the cheaper warp
+            affine = matrix[:2] / matrix[2, 2]
+            cv2.warpAffine(source, affine, size, dst=target, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        else:
+            cv2.warpPerspective(source, matrix, size, dst=target, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return target
 
 
 def peak_zoom(move: CameraMove, width: int, height: int, samples: int = 25) -> float:
@@ -238,9 +261,11 @@ def peak_zoom(move: CameraMove, width: int, height: int, samples: int = 25) -> f
     return max(view_at(move, i / (samples - 1), width, height).zoom for i in range(samples))
 
 
-def camera_frames(image: RGBImage, move: CameraMove, width: int, height: int, count: int) -> Iterator[RGBImage]:
-    """`count` frames of `move` over `image`, one at a time; the first is the framed image exactly."""
-    renderer = CameraRenderer(image, width, height, peak_zoom(move, width, height))
+def camera_frames(
+    image: RGBImage, move: CameraMove, width: int, height: int, count: int, layout: Layout = "rgb"
+) -> Iterator[npt.NDArray[np.uint8]]:
+    """`count` frames of `move` over `image` in `layout`, one at a time; the first is the framed image exactly."""
+    renderer = CameraRenderer(image, width, height, peak_zoom(move, width, height), layout)
     last = max(count - 1, 1)
     for index in range(count):
         yield renderer.render(view_at(move, index / last, width, height))

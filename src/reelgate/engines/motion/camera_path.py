@@ -1,23 +1,26 @@
-"""The camera path between two frames: the homography A -> B interpolated as a camera would move.
+"""The camera path between two frames: the motion A -> B interpolated as one steady camera move.
 
-Blending the matrix entries (I + t (H - I)) is not a camera move: a rotation shrinks the picture
-half-way, a zoom runs at an uneven pace. Instead, in coordinates centred on the frame, H is split
-into a similarity (zoom s, roll theta, shift) and a near-identity rest (shear, aspect, keystone):
+A steady camera does the same thing every frame: the motion from one frame to the next is one fixed
+transform G, so the frame at time t is A moved by G^(t * frames). The path from A to B is therefore
+the matrix power of the whole fitted transform (a similarity or a homography, `morph` chooses):
 
-    H_c = S P        S = [s R(theta) | d]        P = S^-1 H_c
+    H_t = H^t = exp(t log H)          (principal logarithm; H_0 = I, H_1 = H)
 
-and the frame at time t is H_t = S_t P_t with
+What stays fixed between A and B stays fixed in every frame: a push toward a point anywhere in the
+frame keeps that point still (its focus of expansion), a roll about an off-centre point turns about it,
+a pure pan moves at constant speed, and the zoom changes by the same factor every frame (s^t) while the
+roll turns at a constant rate (t theta). Pure zooms, pans and rolls (about any point) are reproduced
+exactly, and so is any steady move of a camera turning on a tripod (K R(omega t) K^-1 is such a power).
 
-- zoom s^t (a constant zoom rate; the apparent size changes by the same factor every frame),
-- roll t * theta,
-- the camera's centre moving at constant speed over the scene: the scene point shown at the frame
-  centre travels on a straight line at constant speed whatever the zoom and roll, which gives
-  S_t's shift as t * s^(t-1) R((t-1) theta) d. The same path read backwards (B to A) is the same
-  path, so neither end is privileged,
-- P_t = exp(t log P), the principal matrix power, so the keystone also grows at a constant rate.
+Why not split H about the frame centre into zoom, roll and a moving centre (the earlier path): a push
+toward an off-centre point keeps that point fixed, so the frame centre does not move at constant speed
+over the scene; the split path drifted through the middle of such a move and was exact only at the ends
+and for moves about the centre. What two frames cannot tell is the pace of the move inside the pair
+(a dolly's magnification grows as 1 / (1 - v t), a zoom lens may be driven at any speed, a camera may
+pan while zooming about the centre): the steady move is the one path fixed by the two frames alone.
 
-H_0 = I and H_1 = H exactly, so the path starts on A and ends on B. A pure zoom, pan or roll of the
-frame is reproduced exactly.
+The logarithm and exponential are computed in coordinates centred on the frame and scaled by its half
+diagonal, where the translation part is of the same order as the rest, which keeps both well conditioned.
 """
 
 from __future__ import annotations
@@ -81,46 +84,27 @@ def logm(matrix: Matrix) -> Matrix:
     return np.asarray(result * (2**roots), dtype=np.float64)
 
 
-def _rotation(angle: float) -> Matrix:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s], [s, c]])
-
-
-def _similarity(zoom: float, angle: float, shift: npt.NDArray[np.float64]) -> Matrix:
-    result = np.eye(3)
-    result[:2, :2] = zoom * _rotation(angle)
-    result[:2, 2] = shift
-    return result
-
-
 class HomographyPath:
-    """`at(t)` is the homography from A's pixels to the frame at time t, t in [0, 1]."""
+    """`at(t)` is the homography from A's pixels to the frame at time t, t in [0, 1]: H^t."""
 
     def __init__(self, matrix: Matrix, width: int, height: int) -> None:
-        centre = np.array([[1.0, 0.0, (width - 1) / 2], [0.0, 1.0, (height - 1) / 2], [0.0, 0.0, 1.0]])
-        self._to_pixels = centre
-        self._to_centred = np.linalg.inv(centre)
-        centred = self._to_centred @ matrix @ centre
-        centred = centred / centred[2, 2]
-        # The similarity closest to H's local behaviour at the frame centre (its Jacobian there).
-        linear, shift, perspective = centred[:2, :2], centred[:2, 2], centred[2, :2]
-        jacobian = linear - np.outer(shift, perspective)
-        a = (jacobian[0, 0] + jacobian[1, 1]) / 2
-        b = (jacobian[1, 0] - jacobian[0, 1]) / 2
-        self.zoom = math.hypot(a, b)
-        self.angle = math.atan2(b, a)
-        self.shift = shift.copy()
-        rest = np.linalg.inv(_similarity(self.zoom, self.angle, shift)) @ centred
-        # A homography is defined up to scale; unit determinant makes the log a pure shape change.
-        rest = rest / np.cbrt(np.linalg.det(rest))
-        self._log_rest = logm(rest)
+        half_diagonal = math.hypot(width, height) / 2
+        to_pixels = np.array(
+            [[half_diagonal, 0.0, (width - 1) / 2], [0.0, half_diagonal, (height - 1) / 2], [0.0, 0.0, 1.0]]
+        )
+        self._to_pixels = to_pixels
+        self._to_normalised = np.linalg.inv(to_pixels)
+        normalised = self._to_normalised @ matrix @ to_pixels
+        # A homography is defined up to scale; unit determinant puts it in SL(3), where its principal
+        # logarithm is the generator of the steady move (for an affine map, only a common factor changes).
+        normalised = normalised / np.cbrt(np.linalg.det(normalised))
+        self._log = logm(normalised)
+        self.matrix = np.asarray(matrix / matrix[2, 2], dtype=np.float64)
 
     def at(self, t: float) -> Matrix:
         if t == 0.0:
             return np.eye(3)
-        zoom_t = self.zoom**t
-        shift_t = t * self.zoom ** (t - 1) * (_rotation((t - 1) * self.angle) @ self.shift)
-        similarity = _similarity(zoom_t, t * self.angle, shift_t)
-        centred = similarity @ expm(t * self._log_rest)
-        result = self._to_pixels @ centred @ self._to_centred
+        if t == 1.0:
+            return self.matrix
+        result = self._to_pixels @ expm(t * self._log) @ self._to_normalised
         return np.asarray(result / result[2, 2], dtype=np.float64)

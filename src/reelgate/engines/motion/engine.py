@@ -11,9 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from reelgate.engines.base import OUTPUT_FPS, Availability, EngineResult, Job, JobCancelled, RGBImage, RunContext
+import numpy as np
+import numpy.typing as npt
+
+from reelgate.engines.base import OUTPUT_FPS, Availability, EngineResult, Job, RGBImage, RunContext, raise_if_cancelled
 from reelgate.engines.motion.camera import camera_frames, camera_move_from_prompt
 from reelgate.engines.motion.morph import morph_frames, plan_morph
+from reelgate.engines.motion.planes import Layout
 from reelgate.media.framing import fit_to_frame, output_size
 from reelgate.media.video import VideoWriter
 
@@ -53,6 +57,10 @@ class MotionEngine:
     def availability(self) -> Availability:
         return self._availability
 
+    def frame_size(self, aspect_ratio: str) -> tuple[int, int]:
+        """The video's frame: the first image, centre-cropped to it, is the first frame (engines.base.KnownFrame)."""
+        return output_size(aspect_ratio, self.short_side_px)
+
     def estimate_seconds(self, duration_s: int) -> float:
         pixels_vs_720p = (self.short_side_px / 720) ** 2
         frames = duration_s * OUTPUT_FPS
@@ -65,30 +73,50 @@ class MotionEngine:
         if not 1 <= len(job.images) <= 2:
             raise ValueError(f"the motion engine takes 1 or 2 images, got {len(job.images)}")
         width, height = output_size(job.aspect_ratio, self.short_side_px)
+        raise_if_cancelled(ctx)
+        # Frames come in the encoder's own yuv420p (rendered as such, never converted per frame), except
+        # RIFE's, which are RGB. Where the layout is known before the motion is estimated, the encoder is
+        # started first, so ffmpeg and x264 get ready while the pair is analysed.
+        if self.refine == "none" or len(job.images) == 1:
+            with VideoWriter(output_path, width, height, job.fps, pix_fmt="yuv420p") as writer:
+                frames, info, layout, done_before = self._frames(job, ctx, width, height)
+                assert layout == "i420"
+                _write(writer, frames, ctx, done_before, job.frame_count)
+        else:
+            frames, info, layout, done_before = self._frames(job, ctx, width, height)
+            pix_fmt = "yuv420p" if layout == "i420" else "rgb24"
+            with VideoWriter(output_path, width, height, job.fps, pix_fmt=pix_fmt) as writer:
+                _write(writer, frames, ctx, done_before, job.frame_count)
         count = job.frame_count
-        _check(ctx)
-        info: dict[str, str | int | float | bool]
+        return EngineResult(video_path=output_path, width=width, height=height, frames=count, fps=job.fps, info=info)
+
+    def _frames(
+        self, job: Job, ctx: RunContext, width: int, height: int
+    ) -> tuple[Iterator[npt.NDArray[np.uint8]], dict[str, str | int | float | bool], Layout, float]:
+        """The frames (made lazily, one at a time), `task_info`, their layout and the progress done before them."""
+        count = job.frame_count
         if len(job.images) == 1:
             move = camera_move_from_prompt(job.prompt)
-            frames = camera_frames(job.images[0], move, width, height, count)
-            info = {"method": "camera_move", "camera_move": move.label}
-            done_before_frames = 0.0
-        else:
-            frames, info = _morph(job.images[0], job.images[1], width, height, count, self.refine)
-            done_before_frames = _FLOW_PROGRESS_SHARE
-            ctx.report_progress(done_before_frames)
-            _check(ctx)
-        with VideoWriter(output_path, width, height, job.fps) as writer:
-            for index, frame in enumerate(frames):
-                _check(ctx)
-                writer.write(frame)
-                ctx.report_progress(done_before_frames + (1.0 - done_before_frames) * (index + 1) / count)
-        return EngineResult(video_path=output_path, width=width, height=height, frames=count, fps=job.fps, info=info)
+            frames = camera_frames(job.images[0], move, width, height, count, "i420")
+            return frames, {"method": "camera_move", "camera_move": move.label}, "i420", 0.0
+        frames, info, layout = _morph(job.images[0], job.images[1], width, height, count, self.refine)
+        ctx.report_progress(_FLOW_PROGRESS_SHARE)
+        raise_if_cancelled(ctx)
+        return frames, info, layout, _FLOW_PROGRESS_SHARE
+
+
+def _write(
+    writer: VideoWriter, frames: Iterator[npt.NDArray[np.uint8]], ctx: RunContext, done_before: float, count: int
+) -> None:
+    for index, frame in enumerate(frames):
+        raise_if_cancelled(ctx)
+        writer.write(frame)
+        ctx.report_progress(done_before + (1.0 - done_before) * (index + 1) / count)
 
 
 def _morph(
     first: RGBImage, last: RGBImage, width: int, height: int, count: int, refine: Refine
-) -> tuple[Iterator[RGBImage], dict[str, str | int | float | bool]]:
+) -> tuple[Iterator[npt.NDArray[np.uint8]], dict[str, str | int | float | bool], Layout]:
     a = fit_to_frame(first, width, height)
     b = fit_to_frame(last, width, height)
     plan = plan_morph(a, b)
@@ -99,10 +127,5 @@ def _morph(
         # "none": the layered model served the frames alone (a camera move it reproduces, or a crossfade).
         info["refine"] = "rife" if refines(plan) else "none"
         if refines(plan):
-            return refined_morph_frames(a, b, plan, count, shared_refiner()), info
-    return morph_frames(a, b, plan, count), info
-
-
-def _check(ctx: RunContext) -> None:
-    if ctx.cancelled():
-        raise JobCancelled()
+            return refined_morph_frames(a, b, plan, count, shared_refiner()), info, "rgb"
+    return morph_frames(a, b, plan, count, "i420"), info, "i420"

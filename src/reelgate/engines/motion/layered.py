@@ -20,6 +20,11 @@ For an output pixel y of the frame at time t:
 The sampling maps and weights are computed on a working grid (half the output size at 720p) and
 upsampled: the camera part is smooth, and the residual flow was estimated at that size anyway. At
 t = 0 the frame is A and at t = 1 it is B, exactly.
+
+Frames are rendered in a `planes.Layout`: RGB, or straight in the encoder's yuv420p (the engine's
+path: half the samples per warp, and no conversion per frame). The geometry is the same for both;
+each plane is warped by the frame's mapping expressed in its own pixels. A camera alone (no residual)
+is a homography per frame, warped by OpenCV directly; a similarity is affine, and warped as such.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import numpy.typing as npt
 from reelgate.engines.base import RGBImage
 from reelgate.engines.motion.camera_path import HomographyPath, Matrix
 from reelgate.engines.motion.flow import FlowField, Plane
+from reelgate.engines.motion.planes import Layout, as_frame, frame_buffer, plane_matrix, sources_planes
 
 # Weight a sample keeps even when its partner says it is occluded: a wrong verdict then costs a
 # faint ghost, never a hole.
@@ -62,6 +68,7 @@ class LayeredMorph:
         camera: Matrix,
         residual: ResidualFlow | None,
         work_size: tuple[int, int],
+        layout: Layout = "rgb",
     ) -> None:
         if a.shape != b.shape:
             raise ValueError(f"morph needs same-size images, got {a.shape} and {b.shape}")
@@ -71,6 +78,12 @@ class LayeredMorph:
         self.camera = camera
         self.path = HomographyPath(camera, self.width, self.height)
         self.residual = residual
+        self.work_size = work_size
+        self.layout: Layout = layout
+        # A similarity (or any affine camera) keeps every frame affine: warpAffine, no projective divide.
+        self._affine = bool(np.all(camera[2, :2] == 0.0))
+        # Converted once (one ffmpeg run for both): every frame is warped from these planes.
+        self._planes_a, self._planes_b = sources_planes([a, b], layout)
         work_w, work_h = work_size
         self._step_x = self.width / work_w
         self._step_y = self.height / work_h
@@ -78,18 +91,39 @@ class LayeredMorph:
         xs = (np.arange(work_w, dtype=np.float32) + 0.5) * self._step_x - 0.5
         ys = (np.arange(work_h, dtype=np.float32) + 0.5) * self._step_y - 0.5
         self._grid_x, self._grid_y = np.meshgrid(xs, ys)
+        self._grid_to_output = np.array(
+            [[self._step_x, 0.0, 0.5 * self._step_x - 0.5], [0.0, self._step_y, 0.5 * self._step_y - 0.5], [0, 0, 1.0]]
+        )
+        # `_inside` at every pixel of an image: sampled between pixels it is the same ramp (to within the
+        # kinks half a pixel in), and zero past the edge.
+        pixels_x, pixels_y = np.meshgrid(
+            np.arange(self.width, dtype=np.float32), np.arange(self.height, dtype=np.float32)
+        )
+        self._ramp = self._inside(pixels_x, pixels_y) if residual is None else np.zeros((1, 1), np.float32)
 
-    def frame_at(self, t: float) -> RGBImage:
+    def in_layout(self, layout: Layout) -> LayeredMorph:
+        """The same morph rendering frames in `layout` (A and B are converted once, here)."""
+        if layout == self.layout:
+            return self
+        return LayeredMorph(self.a, self.b, self.camera, self.residual, self.work_size, layout)
+
+    def frame_at(self, t: float) -> npt.NDArray[np.uint8]:
         if t <= 0.0:
-            return self.a
+            return as_frame(self._planes_a, self.layout)
         if t >= 1.0:
-            return self.b
+            return as_frame(self._planes_b, self.layout)
         to_a_frame = np.asarray(np.linalg.inv(self.path.at(t)), dtype=np.float64)
-        z_x, z_y = _apply(to_a_frame, self._grid_x, self._grid_y)
-        a_x, a_y, b_x, b_y = z_x, z_y, z_x, z_y
-        seen_a: Plane | float = 1.0
-        seen_b: Plane | float = 1.0
-        if self.residual is not None:
+        if self._affine:
+            to_a_frame[2] = (0.0, 0.0, 1.0)  # exact: the inverse of an affine map is affine
+        to_b_frame = self.camera @ to_a_frame
+        if self.residual is None:
+            # The camera alone: how far inside its image each sample lies is the edge ramp of that image
+            # seen through the frame's mapping, one warp of the ramp at the working size per image.
+            weight_a = (1.0 - t) * self._ramp_through(to_a_frame) * (1.0 + _OCCLUSION_FLOOR)
+            weight_b = t * self._ramp_through(to_b_frame) * (1.0 + _OCCLUSION_FLOOR)
+            maps = None
+        else:
+            z_x, z_y = _apply(to_a_frame, self._grid_x, self._grid_y)
             index_x, index_y = self._work_index(z_x, z_y)
             forward = _sample(self.residual.forward, index_x, index_y)
             backward = _sample(self.residual.backward, index_x, index_y)
@@ -99,30 +133,89 @@ class LayeredMorph:
             b_x, b_y = z_x + to_b[..., 0], z_y + to_b[..., 1]
             seen_a = _sample(self.residual.visible_forward, *self._work_index(a_x, a_y))
             seen_b = _sample(self.residual.visible_backward, *self._work_index(b_x, b_y))
-        b_x, b_y = _apply(self.camera, b_x, b_y)
-        weight_a = (1.0 - t) * self._inside(a_x, a_y) * (_OCCLUSION_FLOOR + seen_b)
-        weight_b = t * self._inside(b_x, b_y) * (_OCCLUSION_FLOOR + seen_a)
+            b_x, b_y = _apply(self.camera, b_x, b_y)
+            weight_a = (1.0 - t) * self._inside(a_x, a_y) * (_OCCLUSION_FLOOR + seen_b)
+            weight_b = t * self._inside(b_x, b_y) * (_OCCLUSION_FLOOR + seen_a)
+            maps = np.dstack([a_x, a_y, b_x, b_y])
         # Where neither sample is inside its image, fall back to the plain blend of the edge colours.
         weight_a = weight_a + 1e-4 * (1.0 - t)
         weight_b = weight_b + 1e-4 * t
-        size = (self.width, self.height)
-        weights = cv2.resize(np.dstack([weight_a, weight_b]).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+        weight_a = np.ascontiguousarray(weight_a, dtype=np.float32)
+        weight_b = np.ascontiguousarray(weight_b, dtype=np.float32)
+        frame, targets = frame_buffer(self.width, self.height, self.layout)
+        for source_a, source_b, scale, target in zip(
+            self._planes_a.planes, self._planes_b.planes, self._planes_a.scales, targets, strict=True
+        ):
+            size = (target.shape[1], target.shape[0])
+            # The chroma planes of 720p are the working grid's size: their weights need no resize.
+            plane_weight_a, plane_weight_b = weight_a, weight_b
+            if size != (weight_a.shape[1], weight_a.shape[0]):
+                plane_weight_a = np.asarray(cv2.resize(weight_a, size, interpolation=cv2.INTER_LINEAR), np.float32)
+                plane_weight_b = np.asarray(cv2.resize(weight_b, size, interpolation=cv2.INTER_LINEAR), np.float32)
+            if maps is None:
+                from_a = self._warp(source_a, to_a_frame, scale, size)
+                from_b = self._warp(source_b, to_b_frame, scale, size)
+            else:
+                map_a_x, map_a_y, map_b_x, map_b_y = self._plane_maps(maps, scale, size)
+                # Replicate, not a constant: a sample past the edge (weighted out anyway) is never black.
+                from_a = np.asarray(
+                    cv2.remap(source_a, map_a_x, map_a_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+                    dtype=np.uint8,
+                )
+                from_b = np.asarray(
+                    cv2.remap(source_b, map_b_x, map_b_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+                    dtype=np.uint8,
+                )
+            cv2.blendLinear(from_a, from_b, plane_weight_a, plane_weight_b, dst=target)
+        return frame
+
+    def _warp(
+        self, source: npt.NDArray[np.uint8], matrix: Matrix, scale: float, size: tuple[int, int]
+    ) -> npt.NDArray[np.uint8]:
+        """`source` (a plane) sampled at `matrix` (output pixel -> image pixel), in the plane's pixels."""
+        if scale != 1.0:
+            matrix = plane_matrix(scale) @ matrix @ np.linalg.inv(plane_matrix(scale))
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         # Replicate, not a constant: a sample past the edge (weighted out anyway) is never black.
-        if self.residual is None:
-            # The camera alone is a homography per frame: OpenCV warps it exactly, without sampling maps.
-            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            from_a = cv2.warpPerspective(self.a, to_a_frame, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-            to_b_frame = self.camera @ to_a_frame
-            from_b = cv2.warpPerspective(self.b, to_b_frame, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        if self._affine:
+            warped = cv2.warpAffine(source, matrix[:2], size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         else:
-            maps = cv2.resize(np.dstack([a_x, a_y, b_x, b_y]), size, interpolation=cv2.INTER_LINEAR)
-            map_a_x, map_a_y, map_b_x, map_b_y = cv2.split(np.asarray(maps, dtype=np.float32))
-            from_a = cv2.remap(self.a, map_a_x, map_a_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            from_b = cv2.remap(self.b, map_b_x, map_b_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        blended = cv2.blendLinear(
-            from_a, from_b, np.ascontiguousarray(weights[..., 0]), np.ascontiguousarray(weights[..., 1])
+            warped = cv2.warpPerspective(source, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return np.asarray(warped, dtype=np.uint8)
+
+    def _ramp_through(self, to_image: Matrix) -> Plane:
+        """`_inside` at every cell of the working grid mapped by `to_image` (output pixel -> image pixel)."""
+        matrix = to_image @ self._grid_to_output
+        size = (self._grid_x.shape[1], self._grid_x.shape[0])
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        if self._affine:
+            ramp = cv2.warpAffine(self._ramp, matrix[:2], size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        else:
+            ramp = cv2.warpPerspective(self._ramp, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        return np.asarray(ramp, dtype=np.float32)
+
+    def _plane_maps(self, maps: Plane, scale: float, size: tuple[int, int]) -> list[Plane]:
+        """The sampling maps (working grid, output pixels) at every pixel of a plane, in its pixels."""
+        if scale == 1.0:
+            resized = np.asarray(cv2.resize(maps, size, interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+            return [np.ascontiguousarray(resized[..., channel]) for channel in range(4)]
+        # A chroma sample does not sit where cv2.resize would put it (left sited): sample the grid exactly
+        # where it sits, then express the coordinates in the plane's pixels.
+        to_output = np.linalg.inv(plane_matrix(scale))
+        to_work = np.array(
+            [[1 / self._step_x, 0.0, 0.5 / self._step_x - 0.5], [0.0, 1 / self._step_y, 0.5 / self._step_y - 0.5]]
         )
-        return np.asarray(blended, dtype=np.uint8)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        at_plane = cv2.warpAffine(maps, to_work @ to_output, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        a_x, a_y, b_x, b_y = cv2.split(np.asarray(at_plane, dtype=np.float32))
+        m = plane_matrix(scale)
+        sx, ox, sy, oy = float(m[0, 0]), float(m[0, 2]), float(m[1, 1]), float(m[1, 2])
+        return [
+            np.asarray(a_x * sx + ox, dtype=np.float32),
+            np.asarray(a_y * sy + oy, dtype=np.float32),
+            np.asarray(b_x * sx + ox, dtype=np.float32),
+            np.asarray(b_y * sy + oy, dtype=np.float32),
+        ]
 
     def _work_index(self, x: Plane, y: Plane) -> tuple[Plane, Plane]:
         """Output pixel coordinates -> fractional indices into the working grid."""

@@ -3,11 +3,16 @@
 The estimation runs on grey copies at a working size (short side 360 px), in layers, and the first
 model the pair supports serves the job; `method` (shown as `task_info.method`) says which:
 
-- "homography+flow": a camera model (`homography.estimate_camera`) and, on top of it, a residual
-  dense flow between A and B registered to A, consistent both ways: camera moves and local motion.
-- "homography": the camera model alone, when nothing moves on its own (the residual is below half an
-  output pixel almost everywhere) or when the residual flow is not consistent (local changes no flow
-  explains, e.g. lighting or non-rigid ones): the camera follows its path and those changes fade.
+- "similarity" / "homography": the camera model alone, when nothing moves on its own (the residual is
+  below half an output pixel almost everywhere) or when the residual flow is not consistent (local
+  changes no flow explains, e.g. lighting or non-rigid ones): the camera follows its path and those
+  changes fade. The camera model is a homography fitted on the pixels (`homography.estimate_camera`)
+  or the similarity (zoom, roll, shift) closest to it: the similarity ("similarity") unless the
+  homography explains the aligned pixels clearly better (`homography.choose_camera_model`: a keystone,
+  a camera turning on a tripod: "homography"); its four extra degrees of freedom otherwise fit noise.
+  Either way the camera path is the steady move between them (`camera_path`).
+- "similarity+flow" / "homography+flow": that camera model and, on top of it, a residual dense flow
+  between A and B registered to A, consistent both ways: camera moves and local motion (an object).
 - "optical_flow": no camera model (too few features, or a scene with no dominant plane), but a dense
   flow of A to B that is consistent both ways.
 - "crossfade": nothing explains B by A (unrelated images, or too little texture to tell): a plain,
@@ -25,8 +30,9 @@ import numpy.typing as npt
 
 from reelgate.engines.base import RGBImage
 from reelgate.engines.motion.flow import FlowField, Gray, Plane, TwoWayFlow, pixel_grid, two_way_flow
-from reelgate.engines.motion.homography import CameraFit, estimate_camera, rescale
+from reelgate.engines.motion.homography import CameraFit, choose_camera_model, estimate_camera, rescale
 from reelgate.engines.motion.layered import LayeredMorph, ResidualFlow
+from reelgate.engines.motion.planes import Layout, as_frame, sources_planes
 
 WORK_SHORT_SIDE_PX = 360
 # The residual flow is kept only where it is a real motion that explains B much better than the camera
@@ -95,17 +101,21 @@ def _plan_with_camera(
     assert fit.matrix is not None
     height, width = a.shape[:2]
     work_w, work_h = size
-    registered, covered = _register(gray_b, fit.matrix, size)
+    model, matrix, deviation = choose_camera_model(gray_a, gray_b, fit)
+    info["camera_model"] = model
+    # How far the fitted homography is from a similarity (working px): a keystone's size, or fitting noise.
+    info["camera_keystone_px"] = round(deviation, 3)
+    registered, covered = _register(gray_b, matrix, size)
     flow = two_way_flow(gray_a, registered, covered)
     info["flow_consistency"] = round(flow.consistency, 3)
-    camera = rescale(fit.matrix, width / work_w, height / work_h)
+    camera = rescale(matrix, width / work_w, height / work_h)
+    if model == "similarity":
+        camera[2] = (0.0, 0.0, 1.0)  # exactly affine, so every frame is warped as one (rescale may leave 1e-17)
     gated, share = _gated(flow, gray_a, registered, covered)
     info["residual_share"] = round(share, 4)
     if flow.trusted and share >= MIN_RESIDUAL_SHARE:
-        return MorphPlan(
-            "homography+flow", LayeredMorph(a, b, camera, _residual(gated, width, height, size), size), info
-        )
-    return MorphPlan("homography", LayeredMorph(a, b, camera, None, size), info)
+        return MorphPlan(f"{model}+flow", LayeredMorph(a, b, camera, _residual(gated, width, height, size), size), info)
+    return MorphPlan(model, LayeredMorph(a, b, camera, None, size), info)
 
 
 def _working_gray(image: RGBImage, size: tuple[int, int]) -> Gray:
@@ -177,7 +187,7 @@ def _residual(flow: TwoWayFlow, width: int, height: int, size: tuple[int, int]) 
     )
 
 
-def crossfade_at(a: RGBImage, b: RGBImage, t: float) -> RGBImage:
+def crossfade_at(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], t: float) -> npt.NDArray[np.uint8]:
     if t <= 0.0:
         return a
     if t >= 1.0:
@@ -189,8 +199,17 @@ def frame_at(plan: MorphPlan, a: RGBImage, b: RGBImage, t: float) -> RGBImage:
     return plan.renderer.frame_at(t) if plan.renderer is not None else crossfade_at(a, b, t)
 
 
-def morph_frames(a: RGBImage, b: RGBImage, plan: MorphPlan, count: int) -> Iterator[RGBImage]:
-    """`count` frames from A to B, one at a time; the first is A and the last is B."""
+def morph_frames(
+    a: RGBImage, b: RGBImage, plan: MorphPlan, count: int, layout: Layout = "rgb"
+) -> Iterator[npt.NDArray[np.uint8]]:
+    """`count` frames from A to B in `layout`, one at a time; the first is A and the last is B."""
     last = max(count - 1, 1)
+    if plan.renderer is not None:
+        renderer = plan.renderer.in_layout(layout)
+        for index in range(count):
+            yield renderer.frame_at(index / last)
+        return
+    # A crossfade is linear in the pixel values, so it is made in the layout from A and B converted once.
+    first, final = (as_frame(planes, layout) for planes in sources_planes([a, b], layout))
     for index in range(count):
-        yield frame_at(plan, a, b, index / last)
+        yield crossfade_at(first, final, index / last)

