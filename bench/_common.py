@@ -206,24 +206,22 @@ def worker_token(env: dict[str, str]) -> str:
     return token
 
 
-async def _live_workers(settings: Settings, engine: str) -> int:
-    db = database_for(settings)
-    try:
-        async with db.read() as session:
-            counts = await registry.live_engines(session, now=time.time(), ttl_s=settings.worker_ttl_s)
-        return counts.get(engine, 0)
-    finally:
-        await db.dispose()
-
-
-def wait_for_workers(settings: Settings, count: int, *, engine: str = "motion", timeout_s: float = 120) -> None:
-    """Until `count` workers advertise `engine` in the registry (a create before that may be refused: routing
-    follows live workers)."""
+def wait_for_workers(base_url: str, count: int, *, engine: str = "motion", timeout_s: float = 120) -> None:
+    """Until the API at `base_url` counts `count` live workers for `engine` (its /readyz `live_workers`, the
+    view its routing uses): a create before that may be refused with 503, routing follows live workers. Asking
+    the database instead is not enough: the API reads the registry at most once a second."""
     deadline = time.monotonic() + timeout_s
-    while (live := asyncio.run(_live_workers(settings, engine))) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {live} of {count} workers registered within {timeout_s:g} s")
+    live = 0
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{base_url}/readyz", timeout=5)
+            live = int(answer.json().get("live_workers", {}).get(engine, 0)) if answer.status_code == 200 else 0
+        except httpx.HTTPError:
+            live = 0
+        if live >= count:
+            return
         time.sleep(0.2)
+    raise RuntimeError(f"only {live} of {count} workers live at {base_url} within {timeout_s:g} s")
 
 
 class PostgresSchema:

@@ -147,13 +147,15 @@ def main() -> None:
         try:
             wait_ready(f"{base_url}/readyz")
             if mode != "embedded":
-                wait_for_workers(settings, 1)  # routing refuses creates until a worker has registered
+                wait_for_workers(base_url, 1)  # routing refuses creates until a worker has registered
             measure(settings, key, base_url, 5)  # warm-up
             results[mode] = measure(settings, key, base_url, options.tasks)
         finally:
-            for process in processes:
+            # Workers first, the API last: a remote worker stopping hands in (or gives up) its running job
+            # through the API, and with the API gone first it retries that call for minutes.
+            for process in reversed(processes):
                 process.terminate()
-                process.wait(timeout=30)
+                process.wait(timeout=60)
     print(f"queue_latency: commit -> claim, {options.tasks} tasks")
     for mode, label in MODES.items():
         if mode in results:

@@ -159,7 +159,7 @@ def scaled_out(
             args = ["-m", "reelgate.cli", "worker", "--engines", "motion", "--concurrency", "1"]
             processes.append(start_process(args, worker_env, home / f"worker-{index}.log"))
         wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
-        wait_for_workers(settings, workers)
+        wait_for_workers(f"http://127.0.0.1:{port}", workers)
         label = f"{workers} worker process{'es' if workers > 1 else ''}"
         return _burst(settings, key, f"http://127.0.0.1:{port}", tasks, label, timeout_s=timeout_s)
     finally:
