@@ -92,7 +92,7 @@ def serve(
     except ValueError as exc:  # a weak admin token, an unreadable or invalid pricing file
         raise fail(str(exc)) from None
     err.print(
-        f"reelgate serving on http://{host}:{port} (docs: /docs) with "
+        f"reelgate serving on http://{host}:{port} (console: /console, API docs: /docs) with "
         + (f"{concurrency} in-process job slot(s)" if concurrency else "no workers (API only)")
         + (f", {api_processes} API processes" if api_processes > 1 else "")
         + f"; data in {current.home.resolve()}"
