@@ -138,19 +138,26 @@ def reelgate_env(extra: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")}, **extra}
 
 
+async def _pg_execute(url: str, sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 async def pg_schema(url: str) -> str | None:
-    """A fresh schema on PostgreSQL, or None if it cannot be reached."""
+    """A fresh schema on PostgreSQL, or None if it cannot be reached (left in place: `PostgresSchema` drops its
+    own at the end)."""
     import asyncpg
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     try:
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+        await _pg_execute(url, f'CREATE SCHEMA "{schema}"')
     except (OSError, asyncpg.PostgresError):
         return None
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await conn.close()
     return schema
 
 
@@ -228,23 +235,15 @@ class PostgresSchema:
     """A throwaway schema of the tests' PostgreSQL for one bench run (dropped at the end), like the tests use;
     `enabled=False` (or PostgreSQL unreachable: `problem` says why) gives None."""
 
-    def __init__(self, *, enabled: bool = True) -> None:
+    def __init__(self, *, enabled: bool = True, url: str = POSTGRES_URL) -> None:
         self.enabled = enabled
+        self.url = url
         self.name = f"bench_{uuid.uuid4().hex[:12]}"
         self.problem: str | None = None
         self._created = False
 
     def _execute(self, sql: str) -> None:
-        import asyncpg
-
-        async def run() -> None:
-            connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"), timeout=3)
-            try:
-                await connection.execute(sql)
-            finally:
-                await connection.close()
-
-        asyncio.run(run())
+        asyncio.run(_pg_execute(self.url, sql))
 
     def __enter__(self) -> PostgresSchema | None:
         if not self.enabled:
@@ -252,7 +251,7 @@ class PostgresSchema:
         try:
             self._execute(f'CREATE SCHEMA "{self.name}"')
         except Exception as exc:
-            self.problem = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
+            self.problem = f"PostgreSQL not reachable at {self.url}: {exc}"
             return None
         self._created = True
         return self

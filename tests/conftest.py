@@ -297,3 +297,19 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+# Debian's Chromium, driven by Playwright for the browser tests (never Playwright's own download).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """The browser's path; without it a browser test skips with the reason (a failure in CI)."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is absent (apt-get install chromium)"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{reason} (REELGATE_REQUIRE_SERVICES=1: CI must not skip this)")
+        pytest.skip(reason)
+    return CHROMIUM

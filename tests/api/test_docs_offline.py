@@ -17,26 +17,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, make_settings, migrate_db, settings_env, sqlite_backend_at
+from tests.conftest import CHROMIUM_ARGS, make_settings, migrate_db, settings_env, sqlite_backend_at
 from tests.e2e.processes import Processes, free_port, ready, wait_until
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Schemes that never reach a network: the pages' inline data and ReDoc's worker blobs.
 LOCAL_SCHEMES = {"data", "blob", "about"}
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is absent (apt-get install chromium)"
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{reason} (REELGATE_REQUIRE_SERVICES=1: CI must not skip this)")
-        pytest.skip(reason)
-    return CHROMIUM
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import pytest
 
 from reelgate.config import Settings
 from tests.conftest import (
-    REQUIRE_SERVICES,
+    CHROMIUM_ARGS,
     advertise_worker,
     make_settings,
     migrate_db,
@@ -38,8 +38,6 @@ from tests.e2e.processes import Processes, free_port, ready, wait_until
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ADMIN_TOKEN = "console-e2e-9f3c1a7b5d2e8046c1b9a3f7d5e2c8b4"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -53,16 +51,6 @@ LEASE_S = 0.9
 class Server:
     base_url: str
     settings: Settings
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is absent (apt-get install chromium)"
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{reason} (REELGATE_REQUIRE_SERVICES=1: CI must not skip this)")
-        pytest.skip(reason)
-    return CHROMIUM
 
 
 @pytest.fixture(scope="session")
