@@ -12,11 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from reelgate import __version__
 from reelgate.accounts.admin_token import weakness
 from reelgate.api import account, admin, callbacks, files, files_api, ops, tasks
 from reelgate.api import workers as worker_routes
+from reelgate.api.auth import BEARER_DESCRIPTION, BEARER_SCHEME, KEY_DEPENDENCIES
 from reelgate.api.console import install_console
 from reelgate.api.docs import install_docs
 from reelgate.api.errors import BodySizeLimit, install_error_handlers
@@ -146,13 +148,24 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 responses.pop("422")
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
-    schemes = schema.get("components", {}).get("securitySchemes", {})
-    if "HTTPBearer" in schemes:
-        schemes["bearerAuth"] = schemes.pop("HTTPBearer")
-        for path in schema["paths"].values():
-            for operation in path.values():
-                operation["security"] = [
-                    {"bearerAuth": []} if "HTTPBearer" in entry else entry for entry in operation.get("security", [])
-                ]
+    _name_key_security(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+def _name_key_security(app: FastAPI, schema: dict[str, Any]) -> None:
+    """The API-key scheme on every operation whose route authenticates a key (api/auth.py reads the header
+    itself, so FastAPI does not see a security dependency there)."""
+    keyed: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and any(d.call in KEY_DEPENDENCIES for d in route.dependant.dependencies):
+            keyed.update((str(context.path_format), method.lower()) for method in context.methods or ())
+    if not keyed:
+        return
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[BEARER_SCHEME] = {"type": "http", "scheme": "bearer", "description": BEARER_DESCRIPTION}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if (path, method) in keyed:
+                operation["security"] = [{BEARER_SCHEME: []}]

@@ -1,14 +1,19 @@
 """Bearer API keys as a dependency: every authenticated route gets the `Caller`, and every authenticated
 answer carries the X-RateLimit-* headers (api/middleware.py adds them from the decision left here).
 
-A `GET` is a read and spends the key's read bucket (`read_rpm`); every other method is a write (`rpm`)."""
+A `GET` is a read and spends the key's read bucket (`read_rpm`); every other method is a write (`rpm`).
+
+Each dependency here takes the request alone, with no dependency of its own: FastAPI solves every level of
+a dependency tree per request, and that solving was the largest cost of a poll (docs/benchmarks.md, the
+profile). So the header is read here rather than through FastAPI's `HTTPBearer`, which the OpenAPI document
+still names for these routes (`BEARER_SCHEME`, added by app.py from `KEY_DEPENDENCIES`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from reelgate.accounts import service
 from reelgate.accounts.records import KeyRecord
@@ -17,7 +22,9 @@ from reelgate.api.middleware import RATE_LIMIT_STATE
 from reelgate.resources import Resources
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
-bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+# The OpenAPI security scheme of the routes that take an API key (app.py adds it to their operations).
+BEARER_SCHEME = "bearerAuth"
+BEARER_DESCRIPTION = "Authorization: Bearer <API key>"
 
 
 def resources_of(request: Request) -> Resources:
@@ -31,13 +38,19 @@ async def _resources(request: Request) -> Resources:
     return resources_of(request)
 
 
-async def current_caller(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Caller:
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, None without one (as FastAPI's HTTPBearer)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if not token or scheme.lower() != "bearer":
+        return None
+    return token
+
+
+async def current_caller(request: Request) -> Caller:
     resources = resources_of(request)
     caller = await service.authenticate(
         resources.key_cache,
-        credentials.credentials if credentials is not None else None,
+        bearer_token(request),
         pricing=resources.pricing.current(),
         settings=resources.settings,
         limiter=resources.limiter,
@@ -47,10 +60,12 @@ async def current_caller(
     return caller
 
 
-async def current_key(caller: Annotated[Caller, Depends(current_caller)]) -> KeyRecord:
-    return caller.key
+async def current_key(request: Request) -> KeyRecord:
+    return (await current_caller(request)).key
 
 
+# The dependencies that authenticate an API key: their routes' operations name BEARER_SCHEME.
+KEY_DEPENDENCIES = (current_caller, current_key)
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
 CurrentKey = Annotated[KeyRecord, Depends(current_key)]
 ResourcesDep = Annotated[Resources, Depends(_resources)]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from reelgate.tasks.schemas import ErrorBody, ErrorResponse
 
+JSON = "application/json"
 _DESCRIPTIONS = {
     400: "Invalid request parameters",
     401: "Unauthenticated, invalid or expired token",
@@ -36,6 +37,13 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def model_answer(model: BaseModel, *, exclude_none: bool = False) -> Response:
+    """`model` as its JSON answer, encoded by pydantic-core in one call. For hot routes: a model returned as
+    is would be dumped to a dict, validated again against the response model and encoded from that dict, three
+    passes for what this does in one (the route keeps `response_model` for its documentation)."""
+    return Response(model.__pydantic_serializer__.to_json(model, exclude_none=exclude_none), media_type=JSON)
 
 
 def errors(*statuses: int, meaning: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:

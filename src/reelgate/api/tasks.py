@@ -7,11 +7,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from reelgate.api.auth import CurrentCaller, CurrentKey, ResourcesDep
-from reelgate.api.responses import FastJSONResponse, errors
+from reelgate.api.responses import FastJSONResponse, errors, model_answer
 from reelgate.api.strict import reject_unknown_query
 from reelgate.config import DEFAULT_MODEL
 from reelgate.tasks import events, service
@@ -77,8 +77,8 @@ async def quote_video_generation(
     summary="Query a task",
     responses=errors(400, 401, 404, 429, 500, 503),
 )
-async def get_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> TaskObject:
-    return await service.get_task(resources, key, task_id)
+async def get_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> Response:
+    return model_answer(await service.get_task(resources, key, task_id), exclude_none=True)
 
 
 # How long a client waits before reconnecting a dropped stream (the SSE `retry:` field); a resume with
@@ -136,9 +136,9 @@ async def list_tasks(
     resources: ResourcesDep,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="Page size, 1..100")] = 20,
     after: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
-) -> TaskList:
+) -> Response:
     reject_unknown_query(request, allowed=("limit", "after"))
-    return await service.list_tasks(resources, key, limit=limit, after=after)
+    return model_answer(await service.list_tasks(resources, key, limit=limit, after=after), exclude_none=True)
 
 
 @router.get(

@@ -10,20 +10,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-import asyncpg
 from sqlalchemy import JSON, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from reelgate.db.notify import WAKEUPS_INFO, Wakeups
+from reelgate.db.point_reads import PointReader, PostgresPointReader, SqlitePointReader
 from reelgate.db.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The most PostgreSQL connections a process opens for point reads, beside the engine's pool.
+POINT_READ_CONNECTIONS = 4
 _READ_ONLY = "reelgate_read_only"
-# A connection used for one statement at a time: no BEGIN, each statement is its own transaction (a
-# consistent snapshot of one statement is all a point read needs).
-_SINGLE_STATEMENT = "reelgate_single_statement"
 SqliteSynchronous = Literal["NORMAL", "FULL"]
 
 
@@ -47,8 +46,6 @@ def _make_sqlite_writes_immediate(engine: AsyncEngine, synchronous: SqliteSynchr
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         options = conn.get_execution_options()
-        if options.get(_SINGLE_STATEMENT, False):
-            return
         conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
@@ -80,20 +77,16 @@ def _drop_closed_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("connection closed by the server")
 
 
-# What asyncpg raises for a connection that is gone (point reads use the driver directly, so SQLAlchemy's own
-# disconnect handling does not see them).
-_LOST_CONNECTION = (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)
-
-
 class PointRead:
-    """A single-row read run on the driver's own connection, its SQL compiled once per dialect.
+    """A single-row read run on a driver connection of its own (db/point_reads.py), its SQL compiled once per
+    dialect.
 
     Why: through SQLAlchemy's Core, a point read spends most of its CPU in statement machinery (cache keys,
     parameter processing, result metadata), several times what SQLite takes to answer it
     (docs/benchmarks.md, the profile). The hot reads (a task, a key, the key counter) are a handful of fixed
     statements, so each is compiled here once and sent as is; the row keeps the column names as attributes,
     like a Core row. JSON columns are decoded here on SQLite (asyncpg decodes them itself, with the codec
-    SQLAlchemy installs on its connections)."""
+    the point reader installs on its connections)."""
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
@@ -138,14 +131,21 @@ class Database:
             # locally instead, and a single-statement read that still meets a dead connection is retried.
             kwargs.update(pool_size=10, max_overflow=20)
         self.engine = create_async_engine(url, **kwargs)
+        self._point_reader: PointReader
         if self.is_sqlite:
             _make_sqlite_writes_immediate(self.engine, sqlite_synchronous)
-            self._statements: AsyncEngine = self.engine.execution_options(**{_SINGLE_STATEMENT: True})
+            self._point_reader = SqlitePointReader(
+                make_url(url).database or "", busy_timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000
+            )
         else:
             _drop_closed_connections(self.engine)
-            # Single statements on PostgreSQL: autocommit, so no BEGIN and COMMIT around the statement (one
-            # round trip per read, where a session costs three). Same pool as every other use.
-            self._statements = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            # Single statements, autocommit (no BEGIN and COMMIT: one round trip per read), on connections of
+            # their own: at most POINT_READ_CONNECTIONS more per process than the engine's pool.
+            self._point_reader = PostgresPointReader(
+                make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                server_settings=(connect_args or {}).get("server_settings"),
+                max_size=POINT_READ_CONNECTIONS,
+            )
         # The in-process subscribers of wake-ups (db/notify.py): one set per database handle, not per module,
         # so several services in one process (tests) never wake each other.
         self.wakeups = Wakeups()
@@ -172,25 +172,7 @@ class Database:
         """The one row `query` finds with `params` (None if none), in one statement of its own."""
         sql, names, defaults, row_type, json_at = query.compiled_for(self.engine.dialect)
         values = [params[name] if name in params else defaults[name] for name in names]
-        row: Any = None
-        for attempt in range(2):
-            async with self._statements.connect() as connection:
-                raw = await connection.get_raw_connection()
-                driver: Any = raw.driver_connection
-                try:
-                    if self.is_sqlite:
-                        cursor = await driver.execute(sql, values)
-                        row = await cursor.fetchone()
-                        await cursor.close()
-                    else:
-                        row = await driver.fetchrow(sql, *values)
-                    break
-                except _LOST_CONNECTION:
-                    # The server went away since this pooled connection was last used (a restart): a read has
-                    # no effect to repeat, so once more on a fresh connection.
-                    raw.invalidate()
-                    if attempt == 1:
-                        raise
+        row = await self._point_reader.fetchrow(sql, values)
         if row is None:
             return None
         fields = list(row)
@@ -201,4 +183,5 @@ class Database:
         return row_type(*fields)
 
     async def dispose(self) -> None:
+        await self._point_reader.close()
         await self.engine.dispose()

@@ -40,7 +40,7 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-async def _retrying(call: Callable[[], T], busy_timeout_s: float) -> T:
+async def retrying(call: Callable[[], T], busy_timeout_s: float) -> T:
     deadline: float | None = None
     wait_s = _FIRST_WAIT_S
     while True:
@@ -89,12 +89,12 @@ class InlineCursor:
         self._cursor.close()
 
     async def execute(self, operation: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> InlineCursor:
-        await _retrying(lambda: self._cursor.execute(operation, parameters), self._busy_timeout_s)
+        await retrying(lambda: self._cursor.execute(operation, parameters), self._busy_timeout_s)
         return self
 
     async def executemany(self, operation: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:
         rows = list(parameters)
-        await _retrying(lambda: self._cursor.executemany(operation, rows), self._busy_timeout_s)
+        await retrying(lambda: self._cursor.executemany(operation, rows), self._busy_timeout_s)
         return self
 
     async def fetchone(self) -> Any:
@@ -155,7 +155,7 @@ class InlineConnection:
         return await self.cursor().execute(operation, parameters)
 
     async def commit(self) -> None:
-        await _retrying(self._conn.commit, self._busy_timeout_s)
+        await retrying(self._conn.commit, self._busy_timeout_s)
 
     async def rollback(self) -> None:
         self._conn.rollback()
