@@ -39,6 +39,11 @@ async def _key(session: Any, key_id: str) -> ApiKey:
     return row
 
 
+async def _owner(session: Any, key_id: str) -> dict[str, Any]:
+    """What create_task takes of a task's owner: its key and the key's account's group."""
+    return {"key": await _key(session, key_id), "user_group": (await _account(session, key_id)).user_group}
+
+
 async def _account(session: Any, key_id: str) -> Account:
     """The key's account; `available` = balance - held is what the old per-key balance was."""
     key = await _key(session, key_id)
@@ -57,10 +62,10 @@ async def _create(settings: Settings, key_id: str, count: int = 1) -> list[str]:
     ids = []
     try:
         for _ in range(count):
-            async with db.transaction() as session:
-                task = await service.create_task(
-                    session, settings, key=await _key(session, key_id), request=REQUEST, route=ROUTE
-                )
+            async with db.read() as session:
+                owner = await _owner(session, key_id)
+            async with db.driver_transaction() as transaction:
+                task = await service.create_task(transaction, settings, **owner, request=REQUEST, route=ROUTE)
                 ids.append(task.id)
     finally:
         await db.dispose()
@@ -251,10 +256,10 @@ def test_reserve_never_goes_negative_under_concurrency(tmp_path: Path, backend: 
 
             async def one() -> bool:
                 try:
-                    async with db.transaction() as session:
-                        await service.create_task(
-                            session, settings, key=await _key(session, key_id), request=REQUEST, route=ROUTE
-                        )
+                    async with db.read() as session:
+                        owner = await _owner(session, key_id)
+                    async with db.driver_transaction() as transaction:
+                        await service.create_task(transaction, settings, **owner, request=REQUEST, route=ROUTE)
                     return True
                 except Exception as exc:
                     assert getattr(exc, "status", None) == 402

@@ -66,8 +66,9 @@ def slow_settings(tmp_path: Path, sqlite_backend: Backend) -> Settings:
 
 
 def test_a_run_streams_increasing_progress_then_the_task_object(slow_settings: Settings) -> None:
-    # Full size, 10 s: a run of several seconds, so several heartbeats (one a second) move the progress.
-    slow_settings = slow_settings.model_copy(update={"motion_short_side_px": 720})
+    # 1080p, 10 s: a run of several seconds, so several heartbeats (one a second) move the progress (720p
+    # took under 2 s on a quiet 2-core machine: two beats).
+    slow_settings = slow_settings.model_copy(update={"motion_short_side_px": 1080})
     key = create_key(slow_settings)
     with TestClient(create_app(slow_settings, workers=1)) as client:
         task_id = client.post("/v1/videos/generations", json=body(10), headers=auth(key)).json()["id"]

@@ -16,11 +16,12 @@ import re
 import time
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.database import Database
+from reelgate.db.driver import Statement, Transaction
 from reelgate.db.models import IdempotencyKey
 from reelgate.errors import ApiError, ErrorType
 
@@ -94,15 +95,37 @@ def _in_progress() -> ApiError:
     )
 
 
+_COMPLETE = Statement(
+    update(IdempotencyKey)
+    .where(IdempotencyKey.api_key_id == bindparam("owner"), IdempotencyKey.key == bindparam("idempotency_key"))
+    .values(
+        state="done",
+        task_id=bindparam("done_task_id"),
+        response=bindparam("done_response", type_=IdempotencyKey.response.type),
+        expires_at=bindparam("done_expires_at"),
+    )
+)
+
+
 async def complete(
-    session: AsyncSession, api_key_id: str, key: str, *, task_id: str, response: dict[str, Any], ttl_s: float
+    transaction: Transaction,
+    api_key_id: str,
+    key: str,
+    *,
+    task_id: str,
+    response: dict[str, Any],
+    ttl_s: float,
 ) -> None:
     """Store the answer, in the transaction that creates the task."""
-    now = time.time()
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key)
-        .values(state="done", task_id=task_id, response=response, expires_at=now + ttl_s)
+    await transaction.execute(
+        _COMPLETE,
+        {
+            "owner": api_key_id,
+            "idempotency_key": key,
+            "done_task_id": task_id,
+            "done_response": response,
+            "done_expires_at": time.time() + ttl_s,
+        },
     )
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelgate.db.driver import Statement, Transaction
 from reelgate.db.models import Account, CreditEntry
 
 
@@ -43,6 +44,37 @@ def settle_key(task_id: str) -> str:
 
 # One statement object, its values passed as parameters: compiled once and found by a memoized cache key.
 _INSERT_ENTRY = insert(cast(Table, CreditEntry.__table__))
+_ENTRY_COLUMNS = ("account_id", "kind", "amount_millicredits", "task_id", "dedupe_key", "note", "created_at")
+# The reserve runs in a create's driver transaction (db/driver.py): fixed statements, compiled once.
+_INSERT_ENTRY_STATEMENT = Statement(_INSERT_ENTRY.inline(), column_keys=_ENTRY_COLUMNS)
+_ACCOUNTS = cast(Table, Account.__table__)
+_RESERVE = Statement(
+    update(_ACCOUNTS)
+    .where(
+        _ACCOUNTS.c.id == bindparam("account"),
+        _ACCOUNTS.c.balance_millicredits - _ACCOUNTS.c.held_millicredits >= bindparam("amount"),
+    )
+    .values(held_millicredits=_ACCOUNTS.c.held_millicredits + bindparam("amount"))
+)
+
+
+def _entry_values(
+    account_id: str,
+    kind: EntryKind,
+    amount_millicredits: int,
+    task_id: str | None,
+    dedupe_key: str | None,
+    note: str | None,
+) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "kind": str(kind),
+        "amount_millicredits": amount_millicredits,
+        "task_id": task_id,
+        "dedupe_key": dedupe_key,
+        "note": note,
+        "created_at": time.time(),
+    }
 
 
 async def _entry(
@@ -59,35 +91,18 @@ async def _entry(
     # statement (docs/benchmarks.md, the profile). A second reserve or settlement of a task fails here, on the
     # unique `dedupe_key`, and takes its whole transaction with it.
     await session.execute(
-        _INSERT_ENTRY,
-        {
-            "account_id": account_id,
-            "kind": str(kind),
-            "amount_millicredits": amount_millicredits,
-            "task_id": task_id,
-            "dedupe_key": dedupe_key,
-            "note": note,
-            "created_at": time.time(),
-        },
+        _INSERT_ENTRY, _entry_values(account_id, kind, amount_millicredits, task_id, dedupe_key, note)
     )
 
 
-async def reserve(session: AsyncSession, account_id: str, task_id: str, amount_millicredits: int) -> bool:
+async def reserve(transaction: Transaction, account_id: str, task_id: str, amount_millicredits: int) -> bool:
     """Hold `amount` for the task if the account can spend it; False (and nothing written) if it cannot."""
-    result = await session.execute(
-        update(Account)
-        .where(
-            Account.id == account_id,
-            Account.balance_millicredits - Account.held_millicredits >= amount_millicredits,
-        )
-        .values(held_millicredits=Account.held_millicredits + amount_millicredits)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not await transaction.execute(_RESERVE, {"account": account_id, "amount": amount_millicredits}):
         return False
-    await _entry(
-        session, account_id, EntryKind.RESERVE, amount_millicredits, task_id=task_id, dedupe_key=reserve_key(task_id)
+    await transaction.execute(
+        _INSERT_ENTRY_STATEMENT,
+        _entry_values(account_id, EntryKind.RESERVE, amount_millicredits, task_id, reserve_key(task_id), None),
     )
-    await session.flush()
     return True
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.accounts.keys import NewCredential, NewKey
 from reelgate.accounts.records import AccountRecord, KeyRecord
-from reelgate.db.database import Database, PointRead
+from reelgate.db.database import Database
+from reelgate.db.driver import Statement, Transaction
 from reelgate.db.models import Account, ApiKey, ApiKeyChanges, WorkerToken
 from reelgate.webhooks import repository as webhooks
 
@@ -114,12 +115,12 @@ _KEY_RECORD = (
 _KEYS_VERSION = select(ApiKeyChanges.version).where(ApiKeyChanges.id == 1)
 
 
-_KEY_READ = PointRead(_KEY_RECORD)
-_VERSION_READ = PointRead(_KEYS_VERSION)
+_KEY_READ = Statement(_KEY_RECORD)
+_VERSION_READ = Statement(_KEYS_VERSION)
 
 
 async def key_record(db: Database, key_id: str) -> tuple[KeyRecord, AccountRecord] | None:
-    """The key and its account in one statement of its own (db/database.py PointRead)."""
+    """The key and its account in one statement of its own (db/driver.py)."""
     row = await db.point_read(_KEY_READ, {"key_id": key_id})
     if row is None:
         return None
@@ -178,10 +179,22 @@ async def revoke_key(session: AsyncSession, key_id: str) -> bool:
     return revoked
 
 
-async def lock_key(session: AsyncSession, key_id: str) -> None:
+_LOCK_KEY = Statement(select(ApiKey.id).where(ApiKey.id == bindparam("key_id")).with_for_update())
+_ACCOUNT_MONEY = Statement(
+    select(Account.balance_millicredits, Account.held_millicredits).where(Account.id == bindparam("account_id"))
+)
+
+
+async def lock_key(transaction: Transaction, key_id: str) -> None:
     """Serialise this key's creates (PostgreSQL row lock; SQLite's write transactions are serial already), so
     counting its unfinished tasks and adding one is atomic."""
-    await session.execute(select(ApiKey.id).where(ApiKey.id == key_id).with_for_update())
+    await transaction.fetchone(_LOCK_KEY, {"key_id": key_id})
+
+
+async def available_millicredits(transaction: Transaction, account_id: str) -> int:
+    """What the account can still spend (balance - held), as the transaction sees it; 0 for no account."""
+    row = await transaction.fetchone(_ACCOUNT_MONEY, {"account_id": account_id})
+    return 0 if row is None else int(row.balance_millicredits - row.held_millicredits)
 
 
 # --- worker tokens ---------------------------------------------------------------------------------------

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
-from collections import namedtuple
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from sqlalchemy import JSON, event
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from reelgate.db.driver import Driver, PostgresDriver, SqliteDriver, Statement, Transaction
 from reelgate.db.notify import WAKEUPS_INFO, Wakeups
-from reelgate.db.point_reads import PointReader, PostgresPointReader, SqlitePointReader
 from reelgate.db.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# The most PostgreSQL connections a process opens for point reads, beside the engine's pool.
-POINT_READ_CONNECTIONS = 4
+# The most PostgreSQL connections a process opens for its hot statements, beside the engine's pool.
+DRIVER_CONNECTIONS = 10
 _READ_ONLY = "reelgate_read_only"
 SqliteSynchronous = Literal["NORMAL", "FULL"]
 
@@ -77,35 +75,6 @@ def _drop_closed_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("connection closed by the server")
 
 
-class PointRead:
-    """A single-row read run on a driver connection of its own (db/point_reads.py), its SQL compiled once per
-    dialect.
-
-    Why: through SQLAlchemy's Core, a point read spends most of its CPU in statement machinery (cache keys,
-    parameter processing, result metadata), several times what SQLite takes to answer it
-    (docs/benchmarks.md, the profile). The hot reads (a task, a key, the key counter) are a handful of fixed
-    statements, so each is compiled here once and sent as is; the row keeps the column names as attributes,
-    like a Core row. JSON columns are decoded here on SQLite (asyncpg decodes them itself, with the codec
-    the point reader installs on its connections)."""
-
-    def __init__(self, statement: Any) -> None:
-        self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any], type[Any], tuple[int, ...]]] = {}
-
-    def compiled_for(self, dialect: Any) -> tuple[str, tuple[str, ...], dict[str, Any], type[Any], tuple[int, ...]]:
-        found = self._compiled.get(dialect.name)
-        if found is None:
-            compiled = self.statement.compile(dialect=dialect)
-            columns = list(self.statement.selected_columns)
-            # rename: a join may select two columns of one name (read those by position).
-            row_type = namedtuple("PointRow", [column.key for column in columns], rename=True)  # type: ignore[misc]
-            json_at = tuple(i for i, column in enumerate(columns) if isinstance(column.type, JSON))
-            # Literals of the statement are bound parameters too: their values are the compiled defaults.
-            found = (str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params), row_type, json_at)
-            self._compiled[dialect.name] = found
-        return found
-
-
 class Database:
     def __init__(
         self,
@@ -131,24 +100,32 @@ class Database:
             # locally instead, and a single-statement read that still meets a dead connection is retried.
             kwargs.update(pool_size=10, max_overflow=20)
         self.engine = create_async_engine(url, **kwargs)
-        self._point_reader: PointReader
         if self.is_sqlite:
             _make_sqlite_writes_immediate(self.engine, sqlite_synchronous)
-            self._point_reader = SqlitePointReader(
-                make_url(url).database or "", busy_timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000
-            )
         else:
             _drop_closed_connections(self.engine)
-            # Single statements, autocommit (no BEGIN and COMMIT: one round trip per read), on connections of
-            # their own: at most POINT_READ_CONNECTIONS more per process than the engine's pool.
-            self._point_reader = PostgresPointReader(
-                make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
-                server_settings=(connect_args or {}).get("server_settings"),
-                max_size=POINT_READ_CONNECTIONS,
-            )
         # The in-process subscribers of wake-ups (db/notify.py): one set per database handle, not per module,
         # so several services in one process (tests) never wake each other.
         self.wakeups = Wakeups()
+        # The hot statements' own connections (db/driver.py); on PostgreSQL at most DRIVER_CONNECTIONS more
+        # per process than the engine's pool.
+        self._driver: Driver
+        if self.is_sqlite:
+            self._driver = SqliteDriver(
+                make_url(url).database or "",
+                dialect=self.engine.dialect,
+                wakeups=self.wakeups,
+                busy_timeout_s=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                synchronous=sqlite_synchronous,
+            )
+        else:
+            self._driver = PostgresDriver(
+                make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                dialect=self.engine.dialect,
+                wakeups=self.wakeups,
+                server_settings=(connect_args or {}).get("server_settings"),
+                max_size=DRIVER_CONNECTIONS,
+            )
         info = {WAKEUPS_INFO: self.wakeups}
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False, info=info)
         # Reads take no write lock on SQLite (WAL readers never block, nor are blocked by, the writer).
@@ -168,20 +145,17 @@ class Database:
         async with self._read_sessions() as session, session.begin():
             yield session
 
-    async def point_read(self, query: PointRead, params: dict[str, Any]) -> Any | None:
-        """The one row `query` finds with `params` (None if none), in one statement of its own."""
-        sql, names, defaults, row_type, json_at = query.compiled_for(self.engine.dialect)
-        values = [params[name] if name in params else defaults[name] for name in names]
-        row = await self._point_reader.fetchrow(sql, values)
-        if row is None:
-            return None
-        fields = list(row)
-        if self.is_sqlite:
-            for index in json_at:
-                if fields[index] is not None:
-                    fields[index] = json.loads(fields[index])
-        return row_type(*fields)
+    async def point_read(self, statement: Statement, params: dict[str, Any]) -> Any | None:
+        """The one row `statement` finds with `params` (None if none), in one statement of its own."""
+        return await self._driver.fetchone(statement, params)
+
+    @asynccontextmanager
+    async def driver_transaction(self) -> AsyncIterator[Transaction]:
+        """One unit of work of fixed `Statement`s on the driver's own connection (db/driver.py), for the hot
+        writes: committed when the block ends, rolled back if it raises. Its wake-ups are sent at commit."""
+        async with self._driver.transaction() as transaction:
+            yield transaction
 
     async def dispose(self) -> None:
-        await self._point_reader.close()
+        await self._driver.close()
         await self.engine.dispose()

@@ -10,7 +10,8 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.db.database import Database, PointRead
+from reelgate.db.database import Database
+from reelgate.db.driver import Statement, Transaction
 from reelgate.db.models import Task
 from reelgate.queue.states import UNFINISHED
 
@@ -19,16 +20,23 @@ _IDS_PER_QUERY = 500
 
 
 _TASK_COLUMNS = tuple(column.key for column in Task.__table__.columns)
-# One statement object for every insert, its values passed as parameters: compiled once, found by a memoized
-# cache key (a statement built with `.values(...)` per call is hashed anew, a bind per column).
-_INSERT_TASK = insert(cast(Table, Task.__table__))
+# Every column, from parameters: one fixed statement for the create's driver transaction (db/driver.py).
+_INSERT_TASK = Statement(insert(cast(Table, Task.__table__)).inline(), column_keys=_TASK_COLUMNS)
+_COUNT_UNFINISHED = Statement(
+    select(func.count())
+    .select_from(Task)
+    .where(
+        Task.api_key_id == bindparam("api_key_id"),
+        # One bound value per status (a plain list would be expanded when executed, which a fixed statement
+        # is not).
+        Task.status.in_([bindparam(f"unfinished_{i}", str(s)) for i, s in enumerate(UNFINISHED)]),
+    )
+)
 
 
-async def insert_task(session: AsyncSession, task: Task) -> None:
-    """Insert a new (transient) task as one Core statement: the ORM's unit of work cost a create more than the
-    statement itself (docs/benchmarks.md, the profile). `task` stays a plain object outside the session, which
-    is all its callers need of it (its task object, its id)."""
-    await session.execute(_INSERT_TASK, {name: getattr(task, name) for name in _TASK_COLUMNS})
+async def insert_task(transaction: Transaction, values: dict[str, Any]) -> None:
+    """Insert a new task from the value of every column (a missing one is a KeyError, not a silent default)."""
+    await transaction.execute(_INSERT_TASK, {name: values[name] for name in _TASK_COLUMNS})
 
 
 async def get_task(session: AsyncSession, task_id: str) -> Task | None:
@@ -40,12 +48,12 @@ async def get_task(session: AsyncSession, task_id: str) -> Task | None:
 _TASK_ROW = select(*Task.__table__.columns).where(Task.id == bindparam("task_id"))
 
 
-_TASK_READ = PointRead(_TASK_ROW)
+_TASK_READ = Statement(_TASK_ROW)
 
 
 async def task_row(db: Database, task_id: str) -> Any | None:
     """A task as a plain row (its attributes named like the ORM's) in one statement of its own, for the hot
-    read `GET /v1/tasks/{id}` that is asked every few seconds per task (db/database.py PointRead)."""
+    read `GET /v1/tasks/{id}` that is asked every few seconds per task (db/driver.py)."""
     return await db.point_read(_TASK_READ, {"task_id": task_id})
 
 
@@ -77,13 +85,9 @@ async def list_tasks(
     return list((await session.execute(query)).all())
 
 
-async def count_unfinished(session: AsyncSession, api_key_id: str) -> int:
-    query = (
-        select(func.count())
-        .select_from(Task)
-        .where(Task.api_key_id == api_key_id, Task.status.in_([str(s) for s in UNFINISHED]))
-    )
-    return int(await session.scalar(query) or 0)
+async def count_unfinished(transaction: Transaction, api_key_id: str) -> int:
+    row = await transaction.fetchone(_COUNT_UNFINISHED, {"api_key_id": api_key_id})
+    return int(row[0]) if row is not None else 0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row
@@ -26,8 +27,8 @@ from reelgate.accounts.credits import to_credits
 from reelgate.accounts.pricing import PricingTable, builtin_table
 from reelgate.accounts.service import Caller, KeyFields, authorize_model, require_account
 from reelgate.config import Settings
+from reelgate.db.driver import Transaction
 from reelgate.db.models import Task
-from reelgate.db.notify import notify
 from reelgate.egress.urls import validate_callback_url
 from reelgate.engines.base import KnownFrame
 from reelgate.engines.registry import Route
@@ -149,11 +150,12 @@ async def _checked_create(
     # never written: the row keeps a reference, not megabytes of base64 that every claim would read.
     refs = await _store_inputs(resources.storage, task_id, urls, embedded)
     try:
-        async with resources.db.transaction() as session:
+        async with resources.db.driver_transaction() as transaction:
             task = await create_task(
-                session,
+                transaction,
                 settings,
                 key=caller.key,
+                user_group=caller.account.user_group,
                 request=request,
                 route=route,
                 pricing=resources.pricing.current(),
@@ -166,7 +168,7 @@ async def _checked_create(
             )
             if idempotency_key is not None:
                 await idempotency.complete(
-                    session,
+                    transaction,
                     caller.key.id,
                     idempotency_key,
                     task_id=task.id,
@@ -203,20 +205,23 @@ async def _delete_inputs(storage: Storage, task_id: str, refs: list[str]) -> Non
 
 
 async def create_task(
-    session: AsyncSession,
+    transaction: Transaction,
     settings: Settings,
     *,
     key: KeyFields,
+    user_group: str,
     request: CreateVideoRequest,
     route: Route,
     pricing: PricingTable | None = None,
     max_concurrent: int = 0,
     task_id: str | None = None,
     image_refs: list[str] | None = None,
-) -> Task:
-    """Check the key's concurrency limit, reserve the price and enqueue, in the caller's transaction: all of it
-    happens or none of it does. `image_refs`: the images as the row keeps them (URLs, or `stored:` references
-    to inputs already stored under `task_id`); default the request's own."""
+) -> TaskLike:
+    """Check the key's concurrency limit, reserve the price and enqueue, in the caller's transaction (a driver
+    transaction, db/driver.py: the hot write of the service): all of it happens or none of it does.
+    `user_group`: the key's account's (it prices the task; an account's group is set when it is made and never
+    changes, so the caller's copy from the key cache is exact). `image_refs`: the images as the row keeps them
+    (URLs, or `stored:` references to inputs already stored under `task_id`); default the request's own."""
     now = time.time()
     if route.max_prompt_chars is not None and len(request.prompt) > route.max_prompt_chars:
         raise ApiError(
@@ -225,12 +230,12 @@ async def create_task(
             f"accepts at most {route.max_prompt_chars}",
             param="prompt",
         )
-    account = await require_account(session, key.account_id or "")
+    account_id = key.account_id or ""
     table = pricing or builtin_table(settings.price_per_second_credits)
-    quote = table.quote(route.model, account.user_group, request.duration)
+    quote = table.quote(route.model, user_group, request.duration)
     if max_concurrent > 0:
-        await accounts.lock_key(session, key.id)
-        if await repository.count_unfinished(session, key.id) >= max_concurrent:
+        await accounts.lock_key(transaction, key.id)
+        if await repository.count_unfinished(transaction, key.id) >= max_concurrent:
             raise ApiError(
                 429,
                 f"Too many unfinished tasks: this key may have {max_concurrent} at once",
@@ -238,16 +243,19 @@ async def create_task(
                 headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
             )
     task_id = task_id or new_task_id(now)
-    if not await ledger.reserve(session, account.id, task_id, quote.millicredits):
+    if not await ledger.reserve(transaction, account_id, task_id, quote.millicredits):
+        available = await accounts.available_millicredits(transaction, account_id)
         # A shorter video is only a way out for a request that asked for a longer one.
         shorter = " or use duration 5" if request.duration > 5 else ""
         raise ApiError(
             402,
             f"Insufficient quota: this task costs {to_credits(quote.millicredits)} credits and the account has "
-            f"{to_credits(account.balance_millicredits - account.held_millicredits)} available",
+            f"{to_credits(available)} available",
             fallback_suggestion=f"ask the operator for credits (reelgate credits grant){shorter}",
         )
-    task = Task(
+    # Plain values, not an ORM object: its instrumented constructor cost a create a tenth of its CPU, for a
+    # row that is inserted by one statement and then only read.
+    task = SimpleNamespace(
         id=task_id,
         api_key_id=key.id,
         model=route.model,
@@ -275,7 +283,7 @@ async def create_task(
         result_key=None,
         result_info={},
         billing_rule=quote.billing_rule,
-        user_group=account.user_group,
+        user_group=user_group,
         credits_reserved_millicredits=quote.millicredits,
         credits_state="held",
         # Set here, not left to column defaults: the row is inserted from these attributes as they are.
@@ -286,9 +294,9 @@ async def create_task(
         upstream_submitted_at=None,
         purged=False,
     )
-    await repository.insert_task(session, task)
+    await repository.insert_task(transaction, vars(task))
     # Delivered only if this transaction commits: a worker is never woken for a task that does not exist.
-    await notify(session, TASKS_CHANNEL)
+    await transaction.notify(TASKS_CHANNEL)
     return task
 
 

@@ -1,0 +1,311 @@
+"""The hot statements on driver connections of their own, outside SQLAlchemy's pool and sessions.
+
+Why: a poll is one indexed read and a create one short transaction, and SQLAlchemy's machinery around each
+statement (the async pool's checkout and greenlet hand-off, cache keys, parameter processing, result
+metadata, the session's begin and commit) cost several times what the database takes to run them (the
+profiles in docs/benchmarks.md). The statements of those paths are a handful of fixed `Statement`s, each
+compiled once per dialect by SQLAlchemy and sent here as is.
+
+- SQLite: two `sqlite3` connections used inline on the event loop's thread, like the pool's
+  (db/sqlite_inline.py, whose busy-retry they share): a `query_only` one in autocommit for point reads (it
+  holds no snapshot between statements, so it never delays a checkpoint; one suffices, as an inline statement
+  runs to its end before another coroutine runs) and a writer for `transaction()`, one transaction at a time
+  in the process (SQLite has one writer anyway), each `BEGIN IMMEDIATE`.
+- PostgreSQL: a small asyncpg pool with the engine's DSN, search path and JSON codec; asyncpg prepares each
+  statement once per connection.
+
+Wake-ups (db/notify.py) named in a transaction are delivered here once it commits, and on PostgreSQL sent
+with `pg_notify` inside it, as `notify` does for a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import namedtuple
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+from sqlalchemy import JSON
+
+from reelgate.db.notify import Wakeups
+from reelgate.db.sqlite_inline import retrying
+
+# Exceptions that mean the server or the connection went away (a restart): a read has no effect to repeat.
+LOST_CONNECTION = (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    sql: str
+    names: tuple[str, ...]
+    # Literals of the statement are bound parameters too: their values are the compiled defaults.
+    defaults: dict[str, Any]
+    row_type: type[Any] | None
+    json_columns: tuple[int, ...]
+    json_params: frozenset[str]
+
+    def values(self, params: Mapping[str, Any], *, encode_json: bool) -> list[Any]:
+        values = [params[name] if name in params else self.defaults[name] for name in self.names]
+        if encode_json and self.json_params:
+            for index, name in enumerate(self.names):
+                if name in self.json_params and values[index] is not None:
+                    values[index] = json.dumps(values[index])
+        return values
+
+    def row(self, found: Sequence[Any], *, decode_json: bool) -> Any:
+        fields = list(found)
+        if decode_json:
+            for index in self.json_columns:
+                if fields[index] is not None:
+                    fields[index] = json.loads(fields[index])
+        if self.row_type is None:
+            return tuple(fields)
+        return self.row_type(*fields)
+
+
+class Statement:
+    """A fixed Core statement, compiled once per dialect. The rows of a select keep the column names as
+    attributes, like a Core row. On SQLite, JSON values are encoded and decoded here (asyncpg does both itself,
+    with the codec installed on its connections)."""
+
+    def __init__(self, statement: Any, *, column_keys: Sequence[str] | None = None) -> None:
+        """`column_keys`: for an INSERT, the columns it is given (by default every column of the table)."""
+        self.statement = statement
+        self._column_keys = list(column_keys) if column_keys is not None else None
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled_for(self, dialect: Any) -> Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=self._column_keys)
+            columns = list(getattr(self.statement, "selected_columns", ()))
+            # rename: a join may select two columns of one name (read those by position).
+            row_type = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None
+            found = Compiled(
+                sql=str(compiled),
+                names=tuple(compiled.positiontup or ()),
+                defaults=dict(compiled.params),
+                row_type=row_type,
+                json_columns=tuple(i for i, column in enumerate(columns) if isinstance(column.type, JSON)),
+                json_params=frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON)),
+            )
+            self._compiled[dialect.name] = found
+        return found
+
+
+class Transaction(Protocol):
+    """One unit of work on a driver connection: committed when its block ends, rolled back if it raises."""
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any]) -> int:
+        """Run a write; the number of rows it changed."""
+        ...
+
+    async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None: ...
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Wake `channel`'s listeners once this transaction commits (db/notify.py)."""
+        ...
+
+
+class Driver(Protocol):
+    async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
+        """The one row of a single-statement read (None if none), outside any transaction."""
+        ...
+
+    def transaction(self) -> Any:
+        """An async context manager yielding a `Transaction`."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class _SqliteTransaction:
+    def __init__(self, connection: sqlite3.Connection, dialect: Any, busy_timeout_s: float) -> None:
+        self._connection = connection
+        self._dialect = dialect
+        self._busy_timeout_s = busy_timeout_s
+        self.channels: set[str] = set()
+
+    def _run(self, statement: Statement, params: Mapping[str, Any]) -> tuple[Compiled, sqlite3.Cursor]:
+        compiled = statement.compiled_for(self._dialect)
+        # A statement inside BEGIN IMMEDIATE holds the write lock already: it is not answered SQLITE_BUSY.
+        cursor = self._connection.execute(compiled.sql, compiled.values(params, encode_json=True))
+        return compiled, cursor
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any]) -> int:
+        _, cursor = self._run(statement, params)
+        changed = cursor.rowcount
+        cursor.close()
+        return changed
+
+    async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
+        compiled, cursor = self._run(statement, params)
+        found = cursor.fetchone()
+        cursor.close()
+        return None if found is None else compiled.row(found, decode_json=True)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        self.channels.add(channel)
+
+
+class SqliteDriver:
+    def __init__(self, path: str, *, dialect: Any, wakeups: Wakeups, busy_timeout_s: float, synchronous: str) -> None:
+        self._path = path
+        self._dialect = dialect
+        self._wakeups = wakeups
+        self._busy_timeout_s = busy_timeout_s
+        self._synchronous = synchronous
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        # One writer transaction at a time in this process; per event loop, as an asyncio.Lock belongs to one
+        # (tests run apps on loops of their own).
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread off for the same reason as the pool's (tests run an app in a client's thread);
+        # timeout 0: waiting for a lock is `retrying`'s, between event-loop turns, never SQLite's sleep.
+        return sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=0)
+
+    async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
+        if self._reader is None:
+            self._reader = self._connect()
+            self._reader.execute("PRAGMA query_only=ON")
+        connection = self._reader
+        compiled = statement.compiled_for(self._dialect)
+        values = compiled.values(params, encode_json=True)
+
+        def read() -> Any:
+            cursor = connection.execute(compiled.sql, values)
+            try:
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+
+        found = await retrying(read, self._busy_timeout_s)
+        return None if found is None else compiled.row(found, decode_json=True)
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            for old in [known for known in self._locks if known.is_closed()]:
+                del self._locks[old]
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._lock():
+            if self._writer is None:
+                self._writer = self._connect()
+                self._writer.execute("PRAGMA foreign_keys=ON")
+                self._writer.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection = self._writer
+            await retrying(lambda: connection.execute("BEGIN IMMEDIATE"), self._busy_timeout_s)
+            transaction = _SqliteTransaction(connection, self._dialect, self._busy_timeout_s)
+            try:
+                yield transaction
+            except BaseException:
+                connection.rollback()
+                raise
+            try:
+                await retrying(connection.commit, self._busy_timeout_s)
+            except BaseException:
+                connection.rollback()
+                raise
+        for channel in transaction.channels:
+            self._wakeups.wake(channel)
+
+    async def close(self) -> None:
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
+
+
+class _PostgresTransaction:
+    def __init__(self, connection: asyncpg.Connection, dialect: Any) -> None:
+        self._connection = connection
+        self._dialect = dialect
+        self.channels: set[str] = set()
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any]) -> int:
+        compiled = statement.compiled_for(self._dialect)
+        status: str = await self._connection.execute(compiled.sql, *compiled.values(params, encode_json=False))
+        # asyncpg answers the command tag, e.g. "UPDATE 1", "INSERT 0 1".
+        return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+
+    async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
+        compiled = statement.compiled_for(self._dialect)
+        found = await self._connection.fetchrow(compiled.sql, *compiled.values(params, encode_json=False))
+        return None if found is None else compiled.row(found, decode_json=False)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        # Sent by the server at commit, to the other processes' listeners (db/notify.py listen).
+        await self._connection.execute("SELECT pg_notify($1, $2)", channel, payload)
+        self.channels.add(channel)
+
+
+async def _json_codec(connection: asyncpg.Connection) -> None:
+    # As SQLAlchemy's asyncpg dialect does on its own connections: JSON values travel as Python values.
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class PostgresDriver:
+    def __init__(
+        self, dsn: str, *, dialect: Any, wakeups: Wakeups, server_settings: dict[str, str] | None, max_size: int
+    ) -> None:
+        self._dsn = dsn
+        self._dialect = dialect
+        self._wakeups = wakeups
+        self._server_settings = server_settings
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _opened(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._max_size,
+                        server_settings=self._server_settings,
+                        init=_json_codec,
+                    )
+        return self._pool
+
+    async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
+        pool = await self._opened()
+        compiled = statement.compiled_for(self._dialect)
+        values = compiled.values(params, encode_json=False)
+        for attempt in range(2):
+            try:
+                found = await pool.fetchrow(compiled.sql, *values)
+                break
+            except LOST_CONNECTION:
+                # The pool drops a connection that failed; once more on a fresh one.
+                if attempt == 1:
+                    raise
+        return None if found is None else compiled.row(found, decode_json=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        pool = await self._opened()
+        async with pool.acquire() as connection, connection.transaction():
+            transaction = _PostgresTransaction(connection, self._dialect)
+            yield transaction
+        for channel in transaction.channels:
+            self._wakeups.wake(channel)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

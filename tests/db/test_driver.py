@@ -1,0 +1,147 @@
+"""The hot statements' own connections (db/driver.py): a driver transaction is all or nothing, its wake-ups
+leave only when it commits, JSON values survive the trip, point reads see every commit, and on SQLite a
+transaction waits for another process's write lock without stopping the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Table, bindparam, insert, select, update
+
+from reelgate.db import migrate
+from reelgate.db.database import Database
+from reelgate.db.driver import Statement
+from reelgate.db.models import WorkerToken
+from reelgate.resources import database_for
+from tests.conftest import Backend, make_settings
+
+# A table with a JSON column and no foreign key, written and read through fixed statements.
+_TABLE = WorkerToken.__table__
+assert isinstance(_TABLE, Table)
+_COLUMNS = ("id", "name", "secret_hash", "engines", "created_at")
+_INSERT = Statement(insert(_TABLE).inline(), column_keys=_COLUMNS)
+_READ = Statement(select(WorkerToken.name, WorkerToken.engines).where(WorkerToken.id == bindparam("token")))
+_RENAME = Statement(update(_TABLE).where(_TABLE.c.secret_hash == bindparam("hash")).values(name=bindparam("new_name")))
+
+
+def _row(token_id: str, engines: object = None) -> dict[str, object]:
+    return {"id": token_id, "name": "first", "secret_hash": "h", "engines": engines, "created_at": time.time()}
+
+
+async def _database(tmp_path: Path, backend: Backend) -> Database:
+    db = database_for(make_settings(tmp_path / "home", backend))
+    await migrate.upgrade(db)
+    return db
+
+
+def test_a_transaction_commits_all_or_nothing_and_wakes_only_on_commit(tmp_path: Path, backend: Backend) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path, backend)
+        woken = asyncio.Event()
+        unsubscribe = db.wakeups.subscribe("things", woken)
+        try:
+            with pytest.raises(RuntimeError, match="midway"):
+                async with db.driver_transaction() as transaction:
+                    await transaction.execute(_INSERT, _row("a"))
+                    await transaction.notify("things")
+                    raise RuntimeError("midway")
+            assert await db.point_read(_READ, {"token": "a"}) is None
+            await asyncio.sleep(0.05)  # a wake-up is set on the loop's next turns (call_soon_threadsafe)
+            assert not woken.is_set()
+
+            engines = ["motion", "naïve ✓", "kling \"quoted\""]
+            async with db.driver_transaction() as transaction:
+                await transaction.execute(_INSERT, _row("a", engines))
+                await transaction.execute(_INSERT, _row("b"))
+                assert await transaction.execute(_RENAME, {"hash": "h", "new_name": "renamed"}) == 2
+                assert await transaction.execute(_RENAME, {"hash": "other", "new_name": "x"}) == 0
+                await asyncio.sleep(0.05)
+                assert not woken.is_set()  # not before the commit
+                await transaction.notify("things")
+                seen = await transaction.fetchone(_READ, {"token": "a"})
+                assert seen is not None and seen.name == "renamed"
+            await asyncio.wait_for(woken.wait(), timeout=5)
+            row = await db.point_read(_READ, {"token": "a"})
+            assert row is not None and row.engines == engines and row.name == "renamed"
+            # What the driver wrote, the engine's sessions read (the same JSON as SQLAlchemy's own).
+            async with db.read() as session:
+                stored = await session.get(WorkerToken, "a")
+                assert stored is not None and stored.engines == engines
+        finally:
+            unsubscribe()
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_point_reads_see_what_other_connections_commit(tmp_path: Path, backend: Backend) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path, backend)
+        try:
+            assert await db.point_read(_READ, {"token": "c"}) is None
+            for name in ("first", "second", "third"):
+                async with db.transaction() as session:
+                    existing = await session.get(WorkerToken, "c")
+                    if existing is None:
+                        session.add(WorkerToken(**_row("c")))
+                    else:
+                        existing.name = name
+                row = await db.point_read(_READ, {"token": "c"})
+                assert row is not None and row.name == name
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_sqlite_transaction_waits_for_another_writer_without_blocking_the_loop(
+    tmp_path: Path, sqlite_backend: Backend
+) -> None:
+    async def scenario() -> None:
+        db = await _database(tmp_path, sqlite_backend)
+        path = str(db.engine.url.database)
+        holding, release = threading.Event(), threading.Event()
+
+        def other_process_writes() -> None:
+            # Another writer of the same file (as another process would be) holds the write lock for 0.5 s.
+            connection = sqlite3.connect(path, isolation_level=None)
+            connection.execute("BEGIN IMMEDIATE")
+            holding.set()
+            release.wait(5)
+            time.sleep(0.5)
+            connection.execute("COMMIT")
+            connection.close()
+
+        writer = threading.Thread(target=other_process_writes)
+        writer.start()
+        try:
+            assert holding.wait(5)
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(tick())
+            release.set()
+            started = time.monotonic()
+            async with db.driver_transaction() as transaction:
+                await transaction.execute(_INSERT, _row("d"))
+            waited = time.monotonic() - started
+            ticker.cancel()
+            assert waited >= 0.4  # it did wait for the lock...
+            assert ticks >= 10  # ...while the loop kept running other coroutines
+            assert await db.point_read(_READ, {"token": "d"}) is not None
+        finally:
+            release.set()
+            writer.join()
+            await db.dispose()
+
+    asyncio.run(scenario())
