@@ -54,7 +54,7 @@ def test_a_transaction_commits_all_or_nothing_and_wakes_only_on_commit(tmp_path:
             await asyncio.sleep(0.05)  # a wake-up is set on the loop's next turns (call_soon_threadsafe)
             assert not woken.is_set()
 
-            engines = ["motion", "naïve ✓", "kling \"quoted\""]
+            engines = ["motion", "naïve ✓", 'kling "quoted"']
             async with db.driver_transaction() as transaction:
                 await transaction.execute(_INSERT, _row("a", engines))
                 await transaction.execute(_INSERT, _row("b"))
