@@ -31,6 +31,10 @@ from tests.e2e.processes import Processes
 
 POSTGRES_URL = os.environ.get("REELGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REELGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The motion short side of tests that must catch a job mid-run (kill, freeze, revoke, cancel it, or see several
+# progress beats, one a second): a 10 s job at this size runs for several seconds even on a quiet machine,
+# where a 480p one took about a second and a 720p one two.
+LONG_RUN_SHORT_SIDE_PX = 1080
 REQUIRE_SERVICES = os.environ.get("REELGATE_REQUIRE_SERVICES") == "1"
 
 

@@ -155,17 +155,19 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def _name_key_security(app: FastAPI, schema: dict[str, Any]) -> None:
     """The API-key scheme on every operation whose route authenticates a key (api/auth.py reads the header
-    itself, so FastAPI does not see a security dependency there)."""
+    itself, so FastAPI does not see a security dependency there; a route without dependencies names it in its
+    `openapi_extra`)."""
     keyed: set[tuple[str, str]] = set()
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute) and any(d.call in KEY_DEPENDENCIES for d in route.dependant.dependencies):
             keyed.update((str(context.path_format), method.lower()) for method in context.methods or ())
-    if not keyed:
-        return
-    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-    schemes[BEARER_SCHEME] = {"type": "http", "scheme": "bearer", "description": BEARER_DESCRIPTION}
+    named = False
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             if (path, method) in keyed:
                 operation["security"] = [{BEARER_SCHEME: []}]
+            named = named or any(BEARER_SCHEME in entry for entry in operation.get("security", []))
+    if named:
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[BEARER_SCHEME] = {"type": "http", "scheme": "bearer", "description": BEARER_DESCRIPTION}

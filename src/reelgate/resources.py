@@ -151,10 +151,11 @@ class Resources:
     async def callback_payloads(self, session: AsyncSession, task_ids: list[str]) -> dict[str, CallbackPayload]:
         return await callbacks.callback_payloads(session, task_ids, storage=self.storage, settings=self.settings)
 
-    async def serving_engines(self) -> set[str]:
+    async def serving_engines(self, *, fresh: bool = False) -> set[str]:
         """The engines some live worker (of any process) advertises as available, less the relay routes this
-        process already knows are out (the shared health reaches it before the workers' next advertisement)."""
-        live = set(await self.live_engines.counts())
+        process already knows are out (the shared health reaches it before the workers' next advertisement).
+        From the registry as this process read it at most a second ago, or now with `fresh`."""
+        live = set(await self.live_engines.counts(fresh=fresh))
         return {
             name
             for name in live

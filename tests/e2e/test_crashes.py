@@ -16,6 +16,7 @@ from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Account, ApiKey, Task
 from reelgate.resources import database_for
 from tests.conftest import (
+    LONG_RUN_SHORT_SIDE_PX,
     Backend,
     advertise_worker,
     auth,
@@ -62,8 +63,10 @@ def balance(settings: Settings, plaintext: str) -> int:
 
 
 def crash_settings(tmp_path: Path, backend: Backend) -> Settings:
-    # A short lease so recovery is quick; 480p 10 s jobs so a run lasts long enough to be caught mid-way.
-    settings = make_settings(tmp_path / "home", backend, lease_s=2.0, poll_interval_s=0.2, motion_short_side_px=480)
+    # A short lease so recovery is quick; long 10 s jobs so a run lasts long enough to be caught mid-way.
+    settings = make_settings(
+        tmp_path / "home", backend, lease_s=2.0, poll_interval_s=0.2, motion_short_side_px=LONG_RUN_SHORT_SIDE_PX
+    )
     migrate_db(settings)
     # Tasks are created before the worker processes start: this advert stands for them in the registry.
     advertise_worker(settings)

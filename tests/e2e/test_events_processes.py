@@ -13,7 +13,16 @@ import httpx
 import pytest
 
 from reelgate.config import DEFAULT_MODEL
-from tests.conftest import Backend, auth, create_key, make_settings, migrate_db, settings_env, wait_for_live_worker
+from tests.conftest import (
+    LONG_RUN_SHORT_SIDE_PX,
+    Backend,
+    auth,
+    create_key,
+    make_settings,
+    migrate_db,
+    settings_env,
+    wait_for_live_worker,
+)
 from tests.e2e.processes import Processes, free_port, ready, wait_until
 from tests.images import astronaut, data_uri
 
@@ -35,7 +44,9 @@ def events_of(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 def test_a_task_run_by_a_standalone_worker_streams_to_the_api_process(
     tmp_path: Path, backend: Backend, processes: Processes
 ) -> None:
-    settings = make_settings(tmp_path / "home", backend, motion_short_side_px=720, poll_interval_s=0.2)
+    settings = make_settings(
+        tmp_path / "home", backend, motion_short_side_px=LONG_RUN_SHORT_SIDE_PX, poll_interval_s=0.2
+    )
     migrate_db(settings)
     key = create_key(settings)
     port = free_port()

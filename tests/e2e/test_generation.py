@@ -16,7 +16,7 @@ from reelgate.app import create_app
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.media.framing import fit_to_frame, output_size
 from reelgate.media.video import probe_video, read_frames
-from tests.conftest import auth, create_key
+from tests.conftest import LONG_RUN_SHORT_SIDE_PX, auth, create_key
 from tests.images import astronaut, coffee, data_uri, shifted
 
 
@@ -151,8 +151,8 @@ def test_bad_remote_image_fails_the_task_not_the_worker(running: TestClient, set
 
 
 def test_cancel_while_processing_stops_the_work(settings: Settings) -> None:
-    # Full 720p and 10 s: the job runs for seconds, so the cancel lands mid-work.
-    big = settings.model_copy(update={"motion_short_side_px": 720})
+    # A long 10 s job: it runs for seconds, so the cancel lands mid-work.
+    big = settings.model_copy(update={"motion_short_side_px": LONG_RUN_SHORT_SIDE_PX})
     key = create_key(big, credits=10)
     body = {"model": DEFAULT_MODEL, "prompt": "zoom", "image_urls": [data_uri(astronaut())], "duration": 10}
     with TestClient(create_app(big, workers=1), raise_server_exceptions=False) as client:

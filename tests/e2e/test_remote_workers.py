@@ -17,7 +17,16 @@ from typer.testing import CliRunner
 from reelgate.cli import app as cli
 from reelgate.config import DEFAULT_MODEL
 from reelgate.media.video import probe_video
-from tests.conftest import Backend, auth, create_key, make_settings, migrate_db, settings_env, wait_for_live_worker
+from tests.conftest import (
+    LONG_RUN_SHORT_SIDE_PX,
+    Backend,
+    auth,
+    create_key,
+    make_settings,
+    migrate_db,
+    settings_env,
+    wait_for_live_worker,
+)
 from tests.e2e.processes import Processes, free_port, ready, wait_until
 from tests.e2e.test_crashes import balance, read_task
 from tests.images import astronaut, data_uri
@@ -106,7 +115,7 @@ def test_a_remote_worker_without_database_access_completes_tasks(deployment: Dep
 def test_a_killed_remote_worker_s_task_is_finished_by_another(
     tmp_path: Path, backend: Backend, processes: Processes
 ) -> None:
-    deployment = Deployment(tmp_path, backend, processes, lease_s=2.0, motion_short_side_px=480)
+    deployment = Deployment(tmp_path, backend, processes, lease_s=2.0, motion_short_side_px=LONG_RUN_SHORT_SIDE_PX)
     key = create_key(deployment.settings, credits=100)
     token = deployment.token()["token"]
     first = deployment.remote_worker("remote-a", token)
@@ -127,7 +136,7 @@ def test_a_killed_remote_worker_s_task_is_finished_by_another(
 def test_a_frozen_remote_worker_that_wakes_late_changes_nothing(
     tmp_path: Path, backend: Backend, processes: Processes
 ) -> None:
-    deployment = Deployment(tmp_path, backend, processes, lease_s=2.0, motion_short_side_px=480)
+    deployment = Deployment(tmp_path, backend, processes, lease_s=2.0, motion_short_side_px=LONG_RUN_SHORT_SIDE_PX)
     key = create_key(deployment.settings, credits=100)
     token = deployment.token()["token"]
     frozen = deployment.remote_worker("remote-a", token)
@@ -152,7 +161,7 @@ def test_a_frozen_remote_worker_that_wakes_late_changes_nothing(
 def test_a_revoked_token_stops_its_worker_and_its_task_is_rerun(
     tmp_path: Path, backend: Backend, processes: Processes
 ) -> None:
-    deployment = Deployment(tmp_path, backend, processes, motion_short_side_px=480)
+    deployment = Deployment(tmp_path, backend, processes, motion_short_side_px=LONG_RUN_SHORT_SIDE_PX)
     key = create_key(deployment.settings, credits=100)
     revoked, kept = deployment.token(), deployment.token()
     worker = deployment.remote_worker("revoked", revoked["token"])

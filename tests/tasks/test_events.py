@@ -20,7 +20,15 @@ from reelgate.db.models import Task
 from reelgate.resources import Resources
 from reelgate.tasks import repository
 from reelgate.tasks.events import TaskWatcher
-from tests.conftest import Backend, advertise_worker, auth, create_key, make_settings, migrate_db
+from tests.conftest import (
+    LONG_RUN_SHORT_SIDE_PX,
+    Backend,
+    advertise_worker,
+    auth,
+    create_key,
+    make_settings,
+    migrate_db,
+)
 from tests.images import astronaut, data_uri
 
 IMAGE = data_uri(astronaut(), "JPEG")
@@ -66,9 +74,8 @@ def slow_settings(tmp_path: Path, sqlite_backend: Backend) -> Settings:
 
 
 def test_a_run_streams_increasing_progress_then_the_task_object(slow_settings: Settings) -> None:
-    # 1080p, 10 s: a run of several seconds, so several heartbeats (one a second) move the progress (720p
-    # took under 2 s on a quiet 2-core machine: two beats).
-    slow_settings = slow_settings.model_copy(update={"motion_short_side_px": 1080})
+    # A long 10 s run: several heartbeats (one a second) move the progress.
+    slow_settings = slow_settings.model_copy(update={"motion_short_side_px": LONG_RUN_SHORT_SIDE_PX})
     key = create_key(slow_settings)
     with TestClient(create_app(slow_settings, workers=1)) as client:
         task_id = client.post("/v1/videos/generations", json=body(10), headers=auth(key)).json()["id"]

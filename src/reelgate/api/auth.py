@@ -10,7 +10,7 @@ still names for these routes (`BEARER_SCHEME`, added by app.py from `KEY_DEPENDE
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security.utils import get_authorization_scheme_param
@@ -66,6 +66,8 @@ async def current_key(request: Request) -> KeyRecord:
 
 # The dependencies that authenticate an API key: their routes' operations name BEARER_SCHEME.
 KEY_DEPENDENCIES = (current_caller, current_key)
+# What a route that calls `current_caller` itself (no dependency: the poll) gives as its `openapi_extra`.
+KEY_SECURITY: dict[str, Any] = {"security": [{BEARER_SCHEME: []}]}
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
 CurrentKey = Annotated[KeyRecord, Depends(current_key)]
 ResourcesDep = Annotated[Resources, Depends(_resources)]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from reelgate.api.auth import CurrentCaller, CurrentKey, ResourcesDep
+from reelgate.api.auth import KEY_SECURITY, CurrentCaller, CurrentKey, ResourcesDep, current_caller, resources_of
 from reelgate.api.responses import FastJSONResponse, errors, model_answer
 from reelgate.api.strict import reject_unknown_query
 from reelgate.config import DEFAULT_MODEL
@@ -76,9 +76,14 @@ async def quote_video_generation(
     operation_id="getTask",
     summary="Query a task",
     responses=errors(400, 401, 404, 429, 500, 503),
+    openapi_extra=KEY_SECURITY,
 )
-async def get_task(task_id: str, key: CurrentKey, resources: ResourcesDep) -> Response:
-    return model_answer(await service.get_task(resources, key, task_id), exclude_none=True)
+async def get_task(task_id: str, request: Request) -> Response:
+    # The poll, every few seconds per task: no dependencies (FastAPI solves each one per request, and the key's
+    # and the resources' were a sixth of a poll's CPU, docs/benchmarks.md). The key is checked first, as a
+    # dependency would be: the path's one parameter is a string, so no validation error can come before it.
+    key = (await current_caller(request)).key
+    return model_answer(await service.get_task(resources_of(request), key, task_id), exclude_none=True)
 
 
 # How long a client waits before reconnecting a dropped stream (the SSE `retry:` field); a resume with

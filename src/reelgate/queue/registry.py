@@ -137,9 +137,10 @@ class LiveEngines:
         self._counts: dict[str, int] = {}
         self._read_at = float("-inf")
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, *, fresh: bool = False) -> dict[str, int]:
+        """`fresh`: read the registry now, whatever the age of the last read."""
         now = time.monotonic()
-        if now - self._read_at > self._max_age_s:
+        if fresh or now - self._read_at > self._max_age_s:
             async with self._db.read() as session:
                 self._counts = await live_engines(session, now=time.time(), ttl_s=self._ttl_s)
             self._read_at = now

@@ -15,6 +15,6 @@ class TasksResources(FilesResources, Protocol):
     @property
     def registry(self) -> EngineRegistry: ...
 
-    async def serving_engines(self) -> set[str]:
+    async def serving_engines(self, *, fresh: bool = False) -> set[str]:
         """The engines some live worker advertises as available (queue/registry.py)."""
         ...

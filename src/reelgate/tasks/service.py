@@ -92,9 +92,7 @@ async def create(
     transaction. With an Idempotency-Key, the same key and body give back the first answer."""
     key = caller.key
     usable = authorize_model(key, request.model, resources.registry.model_names())
-    route = resources.registry.route(
-        request.model, request.duration, allowed=usable, serving=await resources.serving_engines()
-    )
+    route = await _route(resources, request.model, request.duration, allowed=usable)
     if idempotency_key is None:
         return Created(await _checked_create(resources, caller, request, route, idempotency_key=None), False)
     idempotency.validate_key(idempotency_key)
@@ -110,6 +108,20 @@ async def create(
         await idempotency.release(resources.db, key.id, idempotency_key)
         raise
     return Created(answer, replayed=False)
+
+
+async def _route(resources: TasksResources, model: str, duration: int, *, allowed: list[str]) -> Route:
+    """The engine for `model`, among those a live worker serves, as this process last read the registry (at
+    most a second ago: every create asks). A miss is read again before it is answered, so a worker that
+    registered within that second serves at once rather than a 503."""
+    try:
+        return resources.registry.route(model, duration, allowed=allowed, serving=await resources.serving_engines())
+    except ApiError as error:
+        if error.status not in (502, 503):
+            raise
+    return resources.registry.route(
+        model, duration, allowed=allowed, serving=await resources.serving_engines(fresh=True)
+    )
 
 
 async def _checked_create(
@@ -311,7 +323,7 @@ async def quote(
     if duration not in (5, 10):
         raise ApiError(400, "Invalid duration: it must be 5 or 10", param="duration")
     usable = authorize_model(caller.key, model, resources.registry.model_names())
-    route = resources.registry.route(model, duration, allowed=usable, serving=await resources.serving_engines())
+    route = await _route(resources, model, duration, allowed=usable)
     priced = resources.pricing.current().quote(route.model, caller.account.user_group, duration)
     # The money is read now (the key cache holds none), as a create reads it.
     async with resources.db.read() as session:
