@@ -10,6 +10,7 @@ deliverer's "what does this callback send".
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import time
@@ -156,16 +157,19 @@ class Resources:
         process already knows are out (the shared health reaches it before the workers' next advertisement).
         From the registry as this process read it at most a second ago, or now with `fresh`."""
         live = set(await self.live_engines.counts(fresh=fresh))
-        return {
-            name
-            for name in live
-            if not (isinstance(engine := self.registry.engines.get(name), RelayEngine) and engine.shared_problem())
-        }
+        relays = self.relay_engines
+        return {name for name in live if not ((relay := relays.get(name)) is not None and relay.shared_problem())}
+
+    @functools.cached_property
+    def relay_engines(self) -> dict[str, RelayEngine]:
+        """The relay engines by name, found once: every create asks, and an isinstance check against a runtime
+        protocol inspects the object's attributes each time."""
+        return {name: engine for name, engine in self.registry.engines.items() if isinstance(engine, RelayEngine)}
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def has_relays(self) -> bool:
-        return any(isinstance(engine, RelayEngine) for engine in self.registry.engines.values())
+        return bool(self.relay_engines)
 
     async def start(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         """What every process on the database runs besides its own work: the recovery of expired leases, and

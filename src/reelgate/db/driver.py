@@ -251,6 +251,13 @@ class _PostgresTransaction:
         self.channels.add(channel)
 
 
+async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
+    """The pool's reset of a returned connection. By default asyncpg sends `RESET ALL`, `UNLISTEN *`, `CLOSE
+    ALL` and an advisory unlock at every release: a second round trip for every point read. These connections
+    run fixed statements only (no LISTEN, no SET, no cursors, no advisory locks) and asyncpg still rolls back
+    a transaction left open, so there is nothing to reset."""
+
+
 async def _json_codec(connection: asyncpg.Connection) -> None:
     # As SQLAlchemy's asyncpg dialect does on its own connections: JSON values travel as Python values.
     for type_name in ("json", "jsonb"):
@@ -279,6 +286,7 @@ class PostgresDriver:
                         max_size=self._max_size,
                         server_settings=self._server_settings,
                         init=_json_codec,
+                        reset=_nothing_to_reset,
                     )
         return self._pool
 
