@@ -96,14 +96,14 @@ async def _entry(
 
 
 async def reserve(transaction: Transaction, account_id: str, task_id: str, amount_millicredits: int) -> bool:
-    """Hold `amount` for the task if the account can spend it; False (and nothing written) if it cannot."""
-    if not await transaction.execute(_RESERVE, {"account": account_id, "amount": amount_millicredits}):
-        return False
+    """Hold `amount` for the task if the account can spend it. False if it cannot: then the caller must roll
+    its transaction back (the entry is written before the account's row is updated, so that row, which every
+    create of the account waits for, is held for one statement less)."""
     await transaction.execute(
         _INSERT_ENTRY_STATEMENT,
         _entry_values(account_id, EntryKind.RESERVE, amount_millicredits, task_id, reserve_key(task_id), None),
     )
-    return True
+    return bool(await transaction.execute(_RESERVE, {"account": account_id, "amount": amount_millicredits}))
 
 
 async def settle(session: AsyncSession, task_id: str, kind: EntryKind) -> None:

@@ -262,16 +262,6 @@ async def create_task(
                 headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
             )
     task_id = task_id or new_task_id(now)
-    if not await ledger.reserve(transaction, account_id, task_id, quote.millicredits):
-        available = await accounts.available_millicredits(transaction, account_id)
-        # A shorter video is only a way out for a request that asked for a longer one.
-        shorter = " or use duration 5" if request.duration > 5 else ""
-        raise ApiError(
-            402,
-            f"Insufficient quota: this task costs {to_credits(quote.millicredits)} credits and the account has "
-            f"{to_credits(available)} available",
-            fallback_suggestion=f"ask the operator for credits (reelgate credits grant){shorter}",
-        )
     # Plain values, not an ORM object: its instrumented constructor cost a create a tenth of its CPU, for a
     # row that is inserted by one statement and then only read.
     task = SimpleNamespace(
@@ -316,6 +306,18 @@ async def create_task(
     await repository.insert_task(transaction, vars(task))
     # Delivered only if this transaction commits: a worker is never woken for a task that does not exist.
     await transaction.notify(TASKS_CHANNEL)
+    # The reserve last: it updates the account's row, which the account's other creates then wait for until
+    # this transaction commits (on PostgreSQL, through the commit's flush), so nothing else is done under it.
+    if not await ledger.reserve(transaction, account_id, task_id, quote.millicredits):
+        available = await accounts.available_millicredits(transaction, account_id)
+        # A shorter video is only a way out for a request that asked for a longer one.
+        shorter = " or use duration 5" if request.duration > 5 else ""
+        raise ApiError(
+            402,
+            f"Insufficient quota: this task costs {to_credits(quote.millicredits)} credits and the account has "
+            f"{to_credits(available)} available",
+            fallback_suggestion=f"ask the operator for credits (reelgate credits grant){shorter}",
+        )
     return task
 
 
