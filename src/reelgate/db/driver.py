@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
+import orjson
 from sqlalchemy import JSON
 
 from reelgate.db.notify import Wakeups
@@ -62,7 +63,7 @@ class Compiled:
         if decode_json:
             for index in self.json_columns:
                 if fields[index] is not None:
-                    fields[index] = json.loads(fields[index])
+                    fields[index] = orjson.loads(fields[index])
         if self.row_type is None:
             return tuple(fields)
         return self.row_type(*fields)
