@@ -222,6 +222,9 @@ def test_refined_frames_follow_the_object_better_than_the_layered_model(refiner:
     refined = refine_rife.refined_frame_at(plan, a, b, 0.5, refiner, options)
     layered = frame_at(plan, a, b, 0.5)
     truth = frame(0.5)
-    # Measured: 30.0 dB against 24.3 (layered) and 24.9 (crossfade).
-    assert _psnr(refined, truth) > _psnr(layered, truth) + 3
-    assert _psnr(refined, truth) > _psnr(crossfade_at(a, b, 0.5), truth) + 3
+    # Measured: 30.2 dB against 24.9 (crossfade). The layered model alone scored 24.3 before it had
+    # moving layers for motion DIS misses (`large_motion`), 30.6 with them: RIFE is no longer ahead here.
+    crossfade = _psnr(crossfade_at(a, b, 0.5), truth)
+    assert _psnr(refined, truth) > crossfade + 3
+    assert _psnr(layered, truth) > crossfade + 3
+    assert _psnr(refined, truth) > _psnr(layered, truth) - 2

@@ -49,6 +49,16 @@ _EDGE_FADE_PX = 2.0
 
 
 @dataclass(frozen=True)
+class ObjectLayer:
+    """An object moving by one translation (output pixels) between A and B registered to A, in front of
+    the rest; its mattes on the working grid: where it is in A (`mask_a`) and in B registered (`mask_b`)."""
+
+    shift: tuple[float, float]
+    mask_a: Plane
+    mask_b: Plane
+
+
+@dataclass(frozen=True)
 class ResidualFlow:
     """The residual flow on the working grid, in output pixels, between A and B registered to A."""
 
@@ -56,6 +66,8 @@ class ResidualFlow:
     backward: FlowField  # B registered -> A
     visible_forward: Plane  # 0..1: A's pixel is seen in B
     visible_backward: Plane  # 0..1: B registered's pixel is seen in A
+    # Objects moving further than the flow follows (`large_motion`), composited over the rest.
+    layers: tuple[ObjectLayer, ...] = ()
 
 
 class LayeredMorph:
@@ -133,9 +145,20 @@ class LayeredMorph:
             b_x, b_y = z_x + to_b[..., 0], z_y + to_b[..., 1]
             seen_a = _sample(self.residual.visible_forward, *self._work_index(a_x, a_y))
             seen_b = _sample(self.residual.visible_backward, *self._work_index(b_x, b_y))
+            trust_a = _OCCLUSION_FLOOR + seen_b
+            trust_b = _OCCLUSION_FLOOR + seen_a
+            for layer in self.residual.layers:
+                # Behind the object, a sample that lands on it in its image shows the object, not what is
+                # behind: it loses its weight to the other image.
+                trust_a = trust_a * (1.0 - _sample(layer.mask_a, *self._work_index(a_x, a_y)))
+                trust_b = trust_b * (1.0 - _sample(layer.mask_b, *self._work_index(b_x, b_y)))
+            for layer in self.residual.layers:
+                a_x, a_y, b_x, b_y, trust_a, trust_b = self._composite(
+                    layer, t, z_x, z_y, (a_x, a_y, b_x, b_y, trust_a, trust_b)
+                )
             b_x, b_y = _apply(self.camera, b_x, b_y)
-            weight_a = (1.0 - t) * self._inside(a_x, a_y) * (_OCCLUSION_FLOOR + seen_b)
-            weight_b = t * self._inside(b_x, b_y) * (_OCCLUSION_FLOOR + seen_a)
+            weight_a = (1.0 - t) * self._inside(a_x, a_y) * trust_a
+            weight_b = t * self._inside(b_x, b_y) * trust_b
             maps = np.dstack([a_x, a_y, b_x, b_y])
         # Where neither sample is inside its image, fall back to the plain blend of the edge colours.
         weight_a = weight_a + 1e-4 * (1.0 - t)
@@ -168,6 +191,30 @@ class LayeredMorph:
                 )
             cv2.blendLinear(from_a, from_b, plane_weight_a, plane_weight_b, dst=target)
         return frame
+
+    def _composite(
+        self, layer: ObjectLayer, t: float, z_x: Plane, z_y: Plane, below: tuple[Plane, ...]
+    ) -> tuple[Plane, ...]:
+        """The sample points and trusts of the frame at t with `layer` in front of `below` (the same).
+
+        The object is at A's place moved by t times its shift: the output point z shows it if A has it at
+        z - t shift, or B (registered) at z + (1 - t) shift; there both samples follow the object, each
+        trusted as far as its image has the object at that point (the other may see it hidden)."""
+        shift_x, shift_y = layer.shift
+        object_a_x, object_a_y = z_x - t * shift_x, z_y - t * shift_y
+        object_b_x, object_b_y = z_x + (1.0 - t) * shift_x, z_y + (1.0 - t) * shift_y
+        in_a = _sample(layer.mask_a, *self._work_index(object_a_x, object_a_y))
+        in_b = _sample(layer.mask_b, *self._work_index(object_b_x, object_b_y))
+        here = np.maximum(in_a, in_b) > 0.5
+        a_x, a_y, b_x, b_y, trust_a, trust_b = below
+        return (
+            np.where(here, object_a_x, a_x),
+            np.where(here, object_a_y, a_y),
+            np.where(here, object_b_x, b_x),
+            np.where(here, object_b_y, b_y),
+            np.where(here, _OCCLUSION_FLOOR + in_a, trust_a),
+            np.where(here, _OCCLUSION_FLOOR + in_b, trust_b),
+        )
 
     def _warp(
         self, source: npt.NDArray[np.uint8], matrix: Matrix, scale: float, size: tuple[int, int]
