@@ -53,6 +53,9 @@ _LAYER_FEATHER_SIGMA = 1.0  # working pixels: a soft edge for the layer's matte
 # A pixel moves with a layer when its flow is the layer's translation to within this (px, or share).
 _LAYER_TOLERANCE_PX = 2.0
 _LAYER_TOLERANCE_REL = 0.1
+# How far past the flow's mask the outline is looked for (working px), and the blur that compares there.
+_GROW_PX = 5
+_EDGE_BLUR_SIGMA = 1.0
 
 
 def candidate_translations(a: Gray, b: Gray, b_valid: npt.NDArray[np.bool_] | None = None) -> list[tuple[float, float]]:
@@ -163,10 +166,35 @@ def large_motion_layers(
             continue  # a side lobe of a peak already taken
         in_a = _clean(_near(forward, shift) & changed_a & (fused.visible_forward >= 0.5))
         in_b = _clean(_near(backward, (-shift[0], -shift[1])) & changed_b & (fused.visible_backward >= 0.5))
+        in_a = _grown(in_a, a, b, shift, base.forward)
+        in_b = _grown(in_b, b, a, (-shift[0], -shift[1]), base.backward)
         if min(float(in_a.mean()), float(in_b.mean())) < _MIN_LAYER_SHARE:
             continue
         layers.append(MovingLayer(shift, _feathered(in_a), _feathered(in_b)))
     return layers
+
+
+def _grown(
+    mask: npt.NDArray[np.bool_], source: Gray, target: Gray, shift: tuple[float, float], base: FlowField
+) -> npt.NDArray[np.bool_]:
+    """`mask` grown to the object's edge. A flow is smooth across an object's outline, so the pixels
+    where it equals the object's motion stop short of the outline; near the mask, a pixel is the
+    object's where following the shift matches the other image better than following the base flow,
+    compared pixel by pixel (barely blurred: the outline is sharp)."""
+    height, width = source.shape
+    grid_x, grid_y = pixel_grid(width, height)
+    source_f = source.astype(np.float32)
+
+    def error(map_x: Plane, map_y: Plane) -> Plane:
+        followed = cv2.remap(target, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.asarray(
+            cv2.GaussianBlur(np.abs(source_f - followed.astype(np.float32)), (0, 0), _EDGE_BLUR_SIGMA), np.float32
+        )
+
+    by_shift = error(grid_x + np.float32(shift[0]), grid_y + np.float32(shift[1]))
+    by_base = error(grid_x + base[..., 0], grid_y + base[..., 1])
+    near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_GROW_PX * 2 + 1,) * 2)) > 0
+    return mask | (near & (by_shift < by_base))
 
 
 def _chosen(fields: list[FlowField], choice: npt.NDArray[np.intp]) -> FlowField:
