@@ -22,7 +22,7 @@ Kuglin & Hines, 1975):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -56,6 +56,9 @@ _LAYER_TOLERANCE_REL = 0.1
 # How far past the flow's mask the outline is looked for (working px), and the blur that compares there.
 _GROW_PX = 5
 _EDGE_BLUR_SIGMA = 1.0
+# How far around an object the background's flow is taken as the camera's alone (working px): about
+# the reach of DIS's smoothing across an outline (its 8 px patches, then the variational refinement).
+_BEHIND_PX = 8
 
 
 def candidate_translations(a: Gray, b: Gray, b_valid: npt.NDArray[np.bool_] | None = None) -> list[tuple[float, float]]:
@@ -195,6 +198,29 @@ def _grown(
     by_base = error(grid_x + base[..., 0], grid_y + base[..., 1])
     near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_GROW_PX * 2 + 1,) * 2)) > 0
     return mask | (near & (by_shift < by_base))
+
+
+def behind_layers(flow: TwoWayFlow, layers: list[MovingLayer]) -> TwoWayFlow:
+    """`flow` for what is behind the layers: zero (the camera's motion) on and around each object.
+
+    DIS smooths its flow across an object's outline, so around an object it has found, the flow of the
+    background next to it carries part of the object's motion, and following it there smears the
+    background that the object uncovers or covers. The layers move the object; behind it, nothing moves
+    but the camera."""
+    if not layers:
+        return flow
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _BEHIND_PX + 1,) * 2)
+    keep_forward = np.ones(flow.forward.shape[:2], dtype=np.float32)
+    keep_backward = np.ones_like(keep_forward)
+    for layer in layers:
+        for keep, mask in ((keep_forward, layer.mask_a), (keep_backward, layer.mask_b)):
+            around = cv2.dilate((mask > 0.5).astype(np.uint8), kernel).astype(np.float32)
+            keep *= 1.0 - np.asarray(cv2.GaussianBlur(around, (0, 0), 2.0), dtype=np.float32)
+    return replace(
+        flow,
+        forward=np.asarray(flow.forward * keep_forward[..., None], dtype=np.float32),
+        backward=np.asarray(flow.backward * keep_backward[..., None], dtype=np.float32),
+    )
 
 
 def _chosen(fields: list[FlowField], choice: npt.NDArray[np.intp]) -> FlowField:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from reelgate.engines.base import RGBImage
 from reelgate.engines.motion.flow import FlowField, Gray, Plane, TwoWayFlow, pixel_grid, two_way_flow
 from reelgate.engines.motion.homography import CameraFit, choose_camera_model, estimate_camera, rescale
-from reelgate.engines.motion.large_motion import MovingLayer, large_motion_layers
+from reelgate.engines.motion.large_motion import MovingLayer, behind_layers, large_motion_layers
 from reelgate.engines.motion.layered import LayeredMorph, ObjectLayer, ResidualFlow
 from reelgate.engines.motion.planes import Layout, as_frame, sources_planes
 
@@ -87,7 +87,8 @@ def plan_morph(a: RGBImage, b: RGBImage) -> MorphPlan:
     if flow.trusted and share >= MIN_RESIDUAL_SHARE:
         layers = large_motion_layers(gray_a, gray_b, flow)
         info["moving_layers"] = len(layers)
-        renderer = LayeredMorph(a, b, np.eye(3), _residual(gated, layers, width, height, size), size)
+        residual = _residual(behind_layers(gated, layers), layers, width, height, size)
+        renderer = LayeredMorph(a, b, np.eye(3), residual, size)
         return MorphPlan("optical_flow", renderer, info)
     return MorphPlan("crossfade", None, info)
 
@@ -120,7 +121,7 @@ def _plan_with_camera(
         # What moves further than DIS follows (`large_motion`), as layers over the camera and the flow.
         layers = large_motion_layers(gray_a, registered, flow, covered)
         info["moving_layers"] = len(layers)
-        residual = _residual(gated, layers, width, height, size)
+        residual = _residual(behind_layers(gated, layers), layers, width, height, size)
         return MorphPlan(f"{model}+flow", LayeredMorph(a, b, camera, residual, size), info)
     return MorphPlan(model, LayeredMorph(a, b, camera, None, size), info)
 
