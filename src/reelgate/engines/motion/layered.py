@@ -29,6 +29,7 @@ is a homography per frame, warped by OpenCV directly; a similarity is affine, an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -46,6 +47,9 @@ _OCCLUSION_FLOOR = 0.05
 # Samples fade out over this many pixels as they approach the edge of their image, so the seam
 # between "from A" and "from B" regions is soft.
 _EDGE_FADE_PX = 2.0
+# Where neither image has the scene, an image's share halves every ~0.7 of this (a share of the frame's half
+# diagonal: 8 px at 448x252) of its sample lying further outside its image than the other's (`_fallback`).
+_FILL_FALLOFF_SHARE = 0.03
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,10 @@ class LayeredMorph:
             weight_a = (1.0 - t) * self._ramp_through(to_a_frame) * (1.0 + _OCCLUSION_FLOOR)
             weight_b = t * self._ramp_through(to_b_frame) * (1.0 + _OCCLUSION_FLOOR)
             maps = None
+            # Where the frame shows scene neither image has, which edge is nearer (only then worked out).
+            unseen = bool(np.any((weight_a <= 0.0) & (weight_b <= 0.0)))
+            a_points = _apply(to_a_frame, self._grid_x, self._grid_y) if unseen else None
+            b_points = _apply(to_b_frame, self._grid_x, self._grid_y) if unseen else None
         else:
             z_x, z_y = _apply(to_a_frame, self._grid_x, self._grid_y)
             index_x, index_y = self._work_index(z_x, z_y)
@@ -160,9 +168,16 @@ class LayeredMorph:
             weight_a = (1.0 - t) * self._inside(a_x, a_y) * trust_a
             weight_b = t * self._inside(b_x, b_y) * trust_b
             maps = np.dstack([a_x, a_y, b_x, b_y])
-        # Where neither sample is inside its image, fall back to the plain blend of the edge colours.
+            a_points, b_points = (a_x, a_y), (b_x, b_y)
+        # Where neither sample is inside its image, the frame shows scene neither image has (`_fallback`).
+        # Elsewhere a weight this small changes nothing; it only keeps cv2.blendLinear off 0 / 0.
+        unseen_cells = (weight_a <= 0.0) & (weight_b <= 0.0)
         weight_a = weight_a + 1e-4 * (1.0 - t)
         weight_b = weight_b + 1e-4 * t
+        if a_points is not None and b_points is not None and bool(unseen_cells.any()):
+            fallback_a, fallback_b = self._fallback(t, a_points, b_points)
+            weight_a = np.where(unseen_cells, fallback_a, weight_a)
+            weight_b = np.where(unseen_cells, fallback_b, weight_b)
         weight_a = np.ascontiguousarray(weight_a, dtype=np.float32)
         weight_b = np.ascontiguousarray(weight_b, dtype=np.float32)
         frame, targets = frame_buffer(self.width, self.height, self.layout)
@@ -191,6 +206,29 @@ class LayeredMorph:
                 )
             cv2.blendLinear(from_a, from_b, plane_weight_a, plane_weight_b, dst=target)
         return frame
+
+    def _fallback(self, t: float, a_points: tuple[Plane, Plane], b_points: tuple[Plane, Plane]) -> tuple[Plane, Plane]:
+        """The weights where neither sample is inside its image: scene neither image has.
+
+        Both samples there are an edge of their image drawn out (replicated). The edge nearer to the point
+        is the better guess of what lies there, so each image's share falls off with how far further
+        outside its image its sample lies than the other's. The weights are whole (they sum to 1): cv2.
+        blendLinear divides by their sum plus 1e-5, so the 1e-4 weights used before darkened such scene
+        by 9%.
+        """
+        outside_a, outside_b = self._outside(*a_points), self._outside(*b_points)
+        nearer = np.minimum(outside_a, outside_b)
+        falloff = _FILL_FALLOFF_SHARE * math.hypot(self.width, self.height) / 2
+        share_a = (1.0 - t) * np.exp(-(outside_a - nearer) / falloff)
+        share_b = t * np.exp(-(outside_b - nearer) / falloff)
+        total = share_a + share_b
+        return np.asarray(share_a / total, np.float32), np.asarray(share_b / total, np.float32)
+
+    def _outside(self, x: Plane, y: Plane) -> Plane:
+        """How far outside the image each point lies (0 inside), in pixels along the worse axis."""
+        over_x = np.maximum(-0.5 - x, x - (self.width - 0.5))
+        over_y = np.maximum(-0.5 - y, y - (self.height - 0.5))
+        return np.asarray(np.maximum(np.maximum(over_x, over_y), 0.0), dtype=np.float32)
 
     def _composite(
         self, layer: ObjectLayer, t: float, z_x: Plane, z_y: Plane, below: tuple[Plane, ...]
