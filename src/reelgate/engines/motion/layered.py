@@ -138,10 +138,6 @@ class LayeredMorph:
             weight_a = (1.0 - t) * self._ramp_through(to_a_frame) * (1.0 + _OCCLUSION_FLOOR)
             weight_b = t * self._ramp_through(to_b_frame) * (1.0 + _OCCLUSION_FLOOR)
             maps = None
-            # Where the frame shows scene neither image has, which edge is nearer (only then worked out).
-            unseen = bool(np.any((weight_a <= 0.0) & (weight_b <= 0.0)))
-            a_points = _apply(to_a_frame, self._grid_x, self._grid_y) if unseen else None
-            b_points = _apply(to_b_frame, self._grid_x, self._grid_y) if unseen else None
         else:
             z_x, z_y = _apply(to_a_frame, self._grid_x, self._grid_y)
             index_x, index_y = self._work_index(z_x, z_y)
@@ -168,18 +164,20 @@ class LayeredMorph:
             weight_a = (1.0 - t) * self._inside(a_x, a_y) * trust_a
             weight_b = t * self._inside(b_x, b_y) * trust_b
             maps = np.dstack([a_x, a_y, b_x, b_y])
-            a_points, b_points = (a_x, a_y), (b_x, b_y)
         # Where neither sample is inside its image, the frame shows scene neither image has (`_fallback`).
         # Elsewhere a weight this small changes nothing; it only keeps cv2.blendLinear off 0 / 0.
-        unseen_cells = (weight_a <= 0.0) & (weight_b <= 0.0)
-        weight_a = weight_a + 1e-4 * (1.0 - t)
-        weight_b = weight_b + 1e-4 * t
-        if a_points is not None and b_points is not None and bool(unseen_cells.any()):
-            fallback_a, fallback_b = self._fallback(t, a_points, b_points)
-            weight_a = np.where(unseen_cells, fallback_a, weight_a)
-            weight_b = np.where(unseen_cells, fallback_b, weight_b)
-        weight_a = np.ascontiguousarray(weight_a, dtype=np.float32)
-        weight_b = np.ascontiguousarray(weight_b, dtype=np.float32)
+        rows, cols = np.nonzero((weight_a <= 0.0) & (weight_b <= 0.0))
+        weight_a = np.ascontiguousarray(weight_a + 1e-4 * (1.0 - t), dtype=np.float32)
+        weight_b = np.ascontiguousarray(weight_b + 1e-4 * t, dtype=np.float32)
+        if rows.size:
+            # Only those cells' sample points are needed (a few percent of the frame at most).
+            if maps is None:
+                grid_x, grid_y = self._grid_x[rows, cols], self._grid_y[rows, cols]
+                a_points, b_points = _apply(to_a_frame, grid_x, grid_y), _apply(to_b_frame, grid_x, grid_y)
+            else:
+                a_points = (maps[rows, cols, 0], maps[rows, cols, 1])
+                b_points = (maps[rows, cols, 2], maps[rows, cols, 3])
+            weight_a[rows, cols], weight_b[rows, cols] = self._fallback(t, a_points, b_points)
         frame, targets = frame_buffer(self.width, self.height, self.layout)
         for source_a, source_b, scale, target in zip(
             self._planes_a.planes, self._planes_b.planes, self._planes_a.scales, targets, strict=True
