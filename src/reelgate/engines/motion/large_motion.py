@@ -16,8 +16,12 @@ Kuglin & Hines, 1975):
    DIS takes no initial flow), so its coarse-to-fine search has only the remainder to find, locally
    (the object's own small turn or change of scale).
 3. Per pixel, the field that explains the pixel best (blurred absolute difference after following it)
-   is kept, the original flow unless a candidate explains the pixel clearly better. Both directions,
-   then the usual forward-backward check (`flow.two_way_from`) says which pixels each image sees.
+   is kept, the original flow unless a candidate explains the pixel clearly better, both directions,
+   and the usual forward-backward check (`flow.two_way_from`) says which pixels the other image sees.
+4. An object is then the pixels whose fused flow is a candidate's translation, that changed between A
+   and B, and that the other image confirms, grown to the object's outline; each is a `MovingLayer`
+   with one translation and a matte in each image, which `layered` composites in front of the rest
+   (`behind_layers`: behind it only the camera moves).
 """
 
 from __future__ import annotations
@@ -134,11 +138,13 @@ class MovingLayer:
 def large_motion_layers(
     a: Gray, b: Gray, base: TwoWayFlow, b_valid: npt.NDArray[np.bool_] | None = None
 ) -> list[MovingLayer]:
-    """The objects that move by a translation the base flow does not follow, each as a layer.
+    """The objects that move by one translation, each as a layer (whether DIS followed them or not).
 
-    A pixel of A belongs to a candidate's layer where that candidate's field explains it clearly better
-    than the base flow and the reverse field of the same candidate confirms it (forward-backward);
-    likewise for B. Layers smaller than `_MIN_LAYER_SHARE` of the frame are chance matches, dropped.
+    A pixel of A belongs to a candidate's layer where the fused flow (the base flow, or a candidate's
+    field where that explains the pixel clearly better) is the candidate's translation, A and B differ
+    there, and B's flow confirms it (forward-backward); likewise for B. The masks are then grown to the
+    object's outline (`_grown`). Layers smaller than `_MIN_LAYER_SHARE` of the frame in either image are
+    chance matches, and dropped; so is a candidate that refines onto a layer already taken (a side lobe).
     """
     candidates = candidate_translations(a, b, b_valid)
     if not candidates:
