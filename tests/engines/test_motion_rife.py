@@ -204,7 +204,7 @@ def test_engine_with_rife_leaves_a_pure_camera_move_to_the_layered_model(tmp_pat
 
 
 @needs_rife
-def test_refined_frames_follow_the_object_better_than_the_layered_model(refiner: refine_rife.RifeRefiner) -> None:
+def test_refined_frames_follow_the_object(refiner: refine_rife.RifeRefiner) -> None:
     """At a working size below the output (the 720p path): RIFE's coarse frame plus the layered detail."""
     background = np.asarray(cv2.resize(_photo("coffee"), (512, 288), interpolation=cv2.INTER_AREA), dtype=np.uint8)
     patch = np.asarray(cv2.resize(_photo("chelsea")[100:250, 150:300], (96, 96)), dtype=np.uint8)
@@ -222,6 +222,9 @@ def test_refined_frames_follow_the_object_better_than_the_layered_model(refiner:
     refined = refine_rife.refined_frame_at(plan, a, b, 0.5, refiner, options)
     layered = frame_at(plan, a, b, 0.5)
     truth = frame(0.5)
-    # Measured: 30.0 dB against 24.3 (layered) and 24.9 (crossfade).
-    assert _psnr(refined, truth) > _psnr(layered, truth) + 3
-    assert _psnr(refined, truth) > _psnr(crossfade_at(a, b, 0.5), truth) + 3
+    # Measured: 30.4 dB against 24.9 (crossfade). The layered model alone scored 24.3 before it had
+    # moving layers for the motion DIS misses (`large_motion`), 32.9 with them: on this translating patch
+    # RIFE is no longer ahead of it, and both must stay well above the crossfade.
+    crossfade = _psnr(crossfade_at(a, b, 0.5), truth)
+    assert _psnr(refined, truth) > crossfade + 3
+    assert _psnr(layered, truth) > crossfade + 3

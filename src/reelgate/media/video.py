@@ -11,6 +11,7 @@ import contextlib
 import io
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,12 +24,25 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+if sys.platform != "win32":
+    import fcntl
+else:  # pragma: no cover - no pipe sizes to set there
+    fcntl = None
+
 RGBFrame = npt.NDArray[np.uint8]  # H x W x 3, RGB, uint8
 
 # x264 is bit-exact for a given thread count, not across thread counts; a fixed count keeps the
 # output bytes identical from one host to another, and two threads suit the 2-core workers we target.
 DEFAULT_ENCODER_THREADS = 2
 _STDERR_TAIL_LINES = 15
+# x264 options on top of the preset for callers that favour encoding speed (the motion engine): the
+# diamond motion search and the fastest subpixel refinement. Measured on the motion engine's 720p frames
+# (a camera morph and a one-image camera move, crf 20, veryfast, 2 threads): 29-37% less encoder CPU,
+# the same PSNR against the raw frames (+0.07 to +0.11 dB) and 6-11% larger files. Synthetic camera moves
+# are smooth, global motion: the exhaustive searches veryfast adds find little a diamond does not.
+FAST_X264_PARAMS = "me=dia:subme=1"
+# The pipe to ffmpeg's stdin, enlarged from Linux's 64 KB so a frame crosses in few reads (best effort).
+_PIPE_BYTES = 1 << 20
 
 
 class VideoEncodeError(RuntimeError):
@@ -61,9 +75,11 @@ class VideoWriter:
         preset: str = "veryfast",
         threads: int = DEFAULT_ENCODER_THREADS,
         pix_fmt: str = "rgb24",
+        x264_params: str | None = None,
     ) -> None:
         """`pix_fmt`: the layout of the frames given to `write`, "rgb24" (H x W x 3) or "yuv420p" (the
-        encoder's own: H * 3/2 x W, the luma plane then both chroma planes), which ffmpeg takes as is."""
+        encoder's own: H * 3/2 x W, the luma plane then both chroma planes), which ffmpeg takes as is.
+        `x264_params`: given to `-x264-params` on top of the preset (e.g. FAST_X264_PARAMS)."""
         # yuv420p subsamples chroma 2x2, so libx264 rejects odd sizes.
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ValueError(f"frame size must be positive and even, got {width}x{height}")
@@ -79,6 +95,7 @@ class VideoWriter:
         self.crf = crf
         self.preset = preset
         self.threads = threads
+        self.x264_params = x264_params
         self.frames_written = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -90,6 +107,7 @@ class VideoWriter:
             "-f", "rawvideo", "-pix_fmt", self.pix_fmt, "-s", f"{self.width}x{self.height}",
             "-framerate", str(self.fps), "-i", "pipe:0",
             "-an", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
+            *(("-x264-params", self.x264_params) if self.x264_params else ()),
             "-pix_fmt", "yuv420p", "-threads", str(self.threads),
             # One output frame per input frame: never duplicate or drop to "fix" timestamps.
             "-fps_mode", "passthrough",
@@ -107,6 +125,7 @@ class VideoWriter:
         self._process = subprocess.Popen(
             self.command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
         )
+        _enlarge_pipe(self._process.stdin)
 
     def __enter__(self) -> Self:
         self.open()
@@ -184,6 +203,14 @@ class VideoWriter:
             lines = self._stderr.read().decode(errors="replace").strip().splitlines()
             tail = "\n".join(lines[-_STDERR_TAIL_LINES:])
         return f"ffmpeg failed (exit {returncode}) writing {self.path}:\n{tail or '(no stderr output)'}"
+
+
+def _enlarge_pipe(pipe: IO[bytes] | None) -> None:
+    setter = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if pipe is None or setter is None:
+        return
+    with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size, or not a pipe: keep the default
+        fcntl.fcntl(pipe.fileno(), setter, _PIPE_BYTES)
 
 
 def rgb_to_yuv420p(frames: list[RGBFrame]) -> list[npt.NDArray[np.uint8]]:

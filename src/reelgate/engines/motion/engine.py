@@ -15,11 +15,12 @@ import numpy as np
 import numpy.typing as npt
 
 from reelgate.engines.base import OUTPUT_FPS, Availability, EngineResult, Job, RGBImage, RunContext, raise_if_cancelled
+from reelgate.engines.motion.ahead import rendered_ahead
 from reelgate.engines.motion.camera import camera_frames, camera_move_from_prompt
 from reelgate.engines.motion.morph import morph_frames, plan_morph
 from reelgate.engines.motion.planes import Layout
 from reelgate.media.framing import fit_to_frame, output_size
-from reelgate.media.video import VideoWriter
+from reelgate.media.video import FAST_X264_PARAMS, VideoWriter
 
 # Share of the progress bar given to flow estimation, which runs before the first frame.
 _FLOW_PROGRESS_SHARE = 0.05
@@ -78,14 +79,18 @@ class MotionEngine:
         # RIFE's, which are RGB. Where the layout is known before the motion is estimated, the encoder is
         # started first, so ffmpeg and x264 get ready while the pair is analysed.
         if self.refine == "none" or len(job.images) == 1:
-            with VideoWriter(output_path, width, height, job.fps, pix_fmt="yuv420p") as writer:
+            with VideoWriter(
+                output_path, width, height, job.fps, pix_fmt="yuv420p", x264_params=FAST_X264_PARAMS
+            ) as writer:
                 frames, info, layout, done_before = self._frames(job, ctx, width, height)
                 assert layout == "i420"
                 _write(writer, frames, ctx, done_before, job.frame_count)
         else:
             frames, info, layout, done_before = self._frames(job, ctx, width, height)
             pix_fmt = "yuv420p" if layout == "i420" else "rgb24"
-            with VideoWriter(output_path, width, height, job.fps, pix_fmt=pix_fmt) as writer:
+            with VideoWriter(
+                output_path, width, height, job.fps, pix_fmt=pix_fmt, x264_params=FAST_X264_PARAMS
+            ) as writer:
                 _write(writer, frames, ctx, done_before, job.frame_count)
         count = job.frame_count
         return EngineResult(video_path=output_path, width=width, height=height, frames=count, fps=job.fps, info=info)
@@ -108,7 +113,8 @@ class MotionEngine:
 def _write(
     writer: VideoWriter, frames: Iterator[npt.NDArray[np.uint8]], ctx: RunContext, done_before: float, count: int
 ) -> None:
-    for index, frame in enumerate(frames):
+    # Rendered on a thread while this one waits for ffmpeg to read the last frame (`ahead`).
+    for index, frame in enumerate(rendered_ahead(frames)):
         raise_if_cancelled(ctx)
         writer.write(frame)
         ctx.report_progress(done_before + (1.0 - done_before) * (index + 1) / count)

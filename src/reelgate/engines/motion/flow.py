@@ -46,18 +46,29 @@ def pixel_grid(width: int, height: int) -> tuple[Plane, Plane]:
     return xs, ys
 
 
+def new_dis() -> cv2.DISOpticalFlow:
+    """The DIS flow every estimate here uses (OpenCV's "medium" preset)."""
+    return cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
 def two_way_flow(a: Gray, b: Gray, b_valid: npt.NDArray[np.bool_] | None = None) -> TwoWayFlow:
     """DIS flow A -> B and B -> A on same-size grey images; `b_valid` marks B's pixels that are real
     (not filled in by a warp), and a flow landing outside them has no partner."""
-    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = new_dis()
     # The third argument is only the output buffer: DIS ignores its contents unless told otherwise.
     forward = np.zeros((*a.shape, 2), dtype=np.float32)
     backward = np.zeros_like(forward)
     dis.calc(a, b, forward)
     dis.calc(b, a, backward)
-    valid = b_valid if b_valid is not None else np.ones(a.shape, dtype=bool)
+    return two_way_from(forward, backward, b_valid)
+
+
+def two_way_from(forward: FlowField, backward: FlowField, b_valid: npt.NDArray[np.bool_] | None = None) -> TwoWayFlow:
+    """The two flows, checked against each other: which pixels each image sees, and the share that agree."""
+    shape = forward.shape[:2]
+    valid = b_valid if b_valid is not None else np.ones(shape, dtype=bool)
     visible_forward, considered = _round_trip_visibility(forward, backward, valid)
-    visible_backward, _ = _round_trip_visibility(backward, forward, np.ones(a.shape, dtype=bool))
+    visible_backward, _ = _round_trip_visibility(backward, forward, np.ones(shape, dtype=bool))
     # Where B is only a fill-in, B's own flow means nothing; those pixels are never sampled as B.
     visible_backward[~valid] = 0.0
     passed = float((visible_forward[considered] >= 0.5).sum())

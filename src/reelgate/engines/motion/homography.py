@@ -50,6 +50,9 @@ _RANSAC_THRESHOLD_PX = 2.0
 _ECC_LEVELS = 3  # 1/4, 1/2, 1 of the working size
 _ECC_ITERATIONS = 150
 _ECC_EPSILON = 1e-5
+# ECC refines the features' fit by a fraction of a pixel; a refinement that moves the inlier features
+# further than this (median, working px) from their matches has fitted something else.
+_ECC_MAX_DRIFT_PX = 1.5
 
 
 @dataclass(frozen=True)
@@ -82,14 +85,26 @@ def estimate_camera(a: Gray, b: Gray) -> CameraFit:
     fitted = _fit_on_features(a, b)
     if fitted is None:
         return CameraFit(matrix=None, inliers=0, correlation=0.0)
-    initial, inliers = fitted
+    initial, inliers, src, dst = fitted
     refined, correlation = _refine_with_ecc(a, b, initial)
+    if refined is not initial and _median_error_px(refined, src, dst) > _ECC_MAX_DRIFT_PX:
+        # ECC followed something else than the features agreed on: a moving object with strong edges
+        # pulls the pixels' fit toward its own motion (measured: a 64 px keystone for a still camera
+        # behind a disc moving 40 px). The features' fit stands.
+        refined, correlation = initial, aligned_correlation(a, b, initial)
     if correlation < MIN_ALIGNED_CORRELATION or not is_plausible(refined, a.shape[1], a.shape[0]):
         return CameraFit(matrix=None, inliers=inliers, correlation=correlation)
     return CameraFit(matrix=refined, inliers=inliers, correlation=correlation)
 
 
-def _fit_on_features(a: Gray, b: Gray) -> tuple[Matrix, int] | None:
+def _median_error_px(matrix: Matrix, src: npt.NDArray[np.float32], dst: npt.NDArray[np.float32]) -> float:
+    """The median distance between where `matrix` puts the inlier features of A and their matches in B."""
+    mapped = cv2.perspectiveTransform(src.reshape(-1, 1, 2).astype(np.float64), matrix).reshape(-1, 2)
+    return float(np.median(np.hypot(*(mapped - dst.astype(np.float64)).T)))
+
+
+def _fit_on_features(a: Gray, b: Gray) -> tuple[Matrix, int, npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    """The features' homography, its inlier count, and the inlier points in A and in B."""
     orb = cv2.ORB.create(nfeatures=_ORB_FEATURES)
     keys_a, desc_a = orb.detectAndCompute(a, None)
     keys_b, desc_b = orb.detectAndCompute(b, None)
@@ -113,7 +128,8 @@ def _fit_on_features(a: Gray, b: Gray) -> tuple[Matrix, int] | None:
     inliers = int(mask.sum())
     if inliers < MIN_INLIERS or inliers < MIN_INLIER_SHARE * len(good):
         return None
-    return np.asarray(matrix, dtype=np.float64), inliers
+    chosen = mask.ravel() > 0
+    return np.asarray(matrix, dtype=np.float64), inliers, src[chosen], dst[chosen]
 
 
 def _refine_with_ecc(a: Gray, b: Gray, initial: Matrix) -> tuple[Matrix, float]:

@@ -29,6 +29,7 @@ is a homography per frame, warped by OpenCV directly; a similarity is affine, an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -46,6 +47,19 @@ _OCCLUSION_FLOOR = 0.05
 # Samples fade out over this many pixels as they approach the edge of their image, so the seam
 # between "from A" and "from B" regions is soft.
 _EDGE_FADE_PX = 2.0
+# Where neither image has the scene, an image's share halves every ~0.7 of this (a share of the frame's half
+# diagonal: 8 px at 448x252) of its sample lying further outside its image than the other's (`_fallback`).
+_FILL_FALLOFF_SHARE = 0.03
+
+
+@dataclass(frozen=True)
+class ObjectLayer:
+    """An object moving by one translation (output pixels) between A and B registered to A, in front of
+    the rest; its mattes on the working grid: where it is in A (`mask_a`) and in B registered (`mask_b`)."""
+
+    shift: tuple[float, float]
+    mask_a: Plane
+    mask_b: Plane
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,8 @@ class ResidualFlow:
     backward: FlowField  # B registered -> A
     visible_forward: Plane  # 0..1: A's pixel is seen in B
     visible_backward: Plane  # 0..1: B registered's pixel is seen in A
+    # Objects moving further than the flow follows (`large_motion`), composited over the rest.
+    layers: tuple[ObjectLayer, ...] = ()
 
 
 class LayeredMorph:
@@ -133,15 +149,35 @@ class LayeredMorph:
             b_x, b_y = z_x + to_b[..., 0], z_y + to_b[..., 1]
             seen_a = _sample(self.residual.visible_forward, *self._work_index(a_x, a_y))
             seen_b = _sample(self.residual.visible_backward, *self._work_index(b_x, b_y))
+            trust_a = _OCCLUSION_FLOOR + seen_b
+            trust_b = _OCCLUSION_FLOOR + seen_a
+            for layer in self.residual.layers:
+                # Behind the object, a sample that lands on it in its image shows the object, not what is
+                # behind: it loses its weight to the other image.
+                trust_a = trust_a * (1.0 - _sample(layer.mask_a, *self._work_index(a_x, a_y)))
+                trust_b = trust_b * (1.0 - _sample(layer.mask_b, *self._work_index(b_x, b_y)))
+            for layer in self.residual.layers:
+                a_x, a_y, b_x, b_y, trust_a, trust_b = self._composite(
+                    layer, t, z_x, z_y, (a_x, a_y, b_x, b_y, trust_a, trust_b)
+                )
             b_x, b_y = _apply(self.camera, b_x, b_y)
-            weight_a = (1.0 - t) * self._inside(a_x, a_y) * (_OCCLUSION_FLOOR + seen_b)
-            weight_b = t * self._inside(b_x, b_y) * (_OCCLUSION_FLOOR + seen_a)
+            weight_a = (1.0 - t) * self._inside(a_x, a_y) * trust_a
+            weight_b = t * self._inside(b_x, b_y) * trust_b
             maps = np.dstack([a_x, a_y, b_x, b_y])
-        # Where neither sample is inside its image, fall back to the plain blend of the edge colours.
-        weight_a = weight_a + 1e-4 * (1.0 - t)
-        weight_b = weight_b + 1e-4 * t
-        weight_a = np.ascontiguousarray(weight_a, dtype=np.float32)
-        weight_b = np.ascontiguousarray(weight_b, dtype=np.float32)
+        # Where neither sample is inside its image, the frame shows scene neither image has (`_fallback`).
+        # Elsewhere a weight this small changes nothing; it only keeps cv2.blendLinear off 0 / 0.
+        rows, cols = np.nonzero((weight_a <= 0.0) & (weight_b <= 0.0))
+        weight_a = np.ascontiguousarray(weight_a + 1e-4 * (1.0 - t), dtype=np.float32)
+        weight_b = np.ascontiguousarray(weight_b + 1e-4 * t, dtype=np.float32)
+        if rows.size:
+            # Only those cells' sample points are needed (a few percent of the frame at most).
+            if maps is None:
+                grid_x, grid_y = self._grid_x[rows, cols], self._grid_y[rows, cols]
+                a_points, b_points = _apply(to_a_frame, grid_x, grid_y), _apply(to_b_frame, grid_x, grid_y)
+            else:
+                a_points = (maps[rows, cols, 0], maps[rows, cols, 1])
+                b_points = (maps[rows, cols, 2], maps[rows, cols, 3])
+            weight_a[rows, cols], weight_b[rows, cols] = self._fallback(t, a_points, b_points)
         frame, targets = frame_buffer(self.width, self.height, self.layout)
         for source_a, source_b, scale, target in zip(
             self._planes_a.planes, self._planes_b.planes, self._planes_a.scales, targets, strict=True
@@ -168,6 +204,53 @@ class LayeredMorph:
                 )
             cv2.blendLinear(from_a, from_b, plane_weight_a, plane_weight_b, dst=target)
         return frame
+
+    def _fallback(self, t: float, a_points: tuple[Plane, Plane], b_points: tuple[Plane, Plane]) -> tuple[Plane, Plane]:
+        """The weights where neither sample is inside its image: scene neither image has.
+
+        Both samples there are an edge of their image drawn out (replicated). The edge nearer to the point
+        is the better guess of what lies there, so each image's share falls off with how far further
+        outside its image its sample lies than the other's. The weights are whole (they sum to 1): cv2.
+        blendLinear divides by their sum plus 1e-5, so the 1e-4 weights used before darkened such scene
+        by 9%.
+        """
+        outside_a, outside_b = self._outside(*a_points), self._outside(*b_points)
+        nearer = np.minimum(outside_a, outside_b)
+        falloff = _FILL_FALLOFF_SHARE * math.hypot(self.width, self.height) / 2
+        share_a = (1.0 - t) * np.exp(-(outside_a - nearer) / falloff)
+        share_b = t * np.exp(-(outside_b - nearer) / falloff)
+        total = share_a + share_b
+        return np.asarray(share_a / total, np.float32), np.asarray(share_b / total, np.float32)
+
+    def _outside(self, x: Plane, y: Plane) -> Plane:
+        """How far outside the image each point lies (0 inside), in pixels along the worse axis."""
+        over_x = np.maximum(-0.5 - x, x - (self.width - 0.5))
+        over_y = np.maximum(-0.5 - y, y - (self.height - 0.5))
+        return np.asarray(np.maximum(np.maximum(over_x, over_y), 0.0), dtype=np.float32)
+
+    def _composite(
+        self, layer: ObjectLayer, t: float, z_x: Plane, z_y: Plane, below: tuple[Plane, ...]
+    ) -> tuple[Plane, ...]:
+        """The sample points and trusts of the frame at t with `layer` in front of `below` (the same).
+
+        The object is at A's place moved by t times its shift: the output point z shows it if A has it at
+        z - t shift, or B (registered) at z + (1 - t) shift; there both samples follow the object, each
+        trusted as far as its image has the object at that point (the other may see it hidden)."""
+        shift_x, shift_y = layer.shift
+        object_a_x, object_a_y = z_x - t * shift_x, z_y - t * shift_y
+        object_b_x, object_b_y = z_x + (1.0 - t) * shift_x, z_y + (1.0 - t) * shift_y
+        in_a = _sample(layer.mask_a, *self._work_index(object_a_x, object_a_y))
+        in_b = _sample(layer.mask_b, *self._work_index(object_b_x, object_b_y))
+        here = np.maximum(in_a, in_b) > 0.5
+        a_x, a_y, b_x, b_y, trust_a, trust_b = below
+        return (
+            np.where(here, object_a_x, a_x),
+            np.where(here, object_a_y, a_y),
+            np.where(here, object_b_x, b_x),
+            np.where(here, object_b_y, b_y),
+            np.where(here, _OCCLUSION_FLOOR + in_a, trust_a),
+            np.where(here, _OCCLUSION_FLOOR + in_b, trust_b),
+        )
 
     def _warp(
         self, source: npt.NDArray[np.uint8], matrix: Matrix, scale: float, size: tuple[int, int]
@@ -197,8 +280,12 @@ class LayeredMorph:
     def _plane_maps(self, maps: Plane, scale: float, size: tuple[int, int]) -> list[Plane]:
         """The sampling maps (working grid, output pixels) at every pixel of a plane, in its pixels."""
         if scale == 1.0:
-            resized = np.asarray(cv2.resize(maps, size, interpolation=cv2.INTER_LINEAR), dtype=np.float32)
-            return [np.ascontiguousarray(resized[..., channel]) for channel in range(4)]
+            # One plane at a time: the same values as resizing all four together, without a 4-channel
+            # full-size intermediate (15 MB a frame at 720p) and the strided copies out of it.
+            return [
+                np.asarray(cv2.resize(channel, size, interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+                for channel in cv2.split(maps)
+            ]
         # A chroma sample does not sit where cv2.resize would put it (left sited): sample the grid exactly
         # where it sits, then express the coordinates in the plane's pixels.
         to_output = np.linalg.inv(plane_matrix(scale))

@@ -31,7 +31,8 @@ import numpy.typing as npt
 from reelgate.engines.base import RGBImage
 from reelgate.engines.motion.flow import FlowField, Gray, Plane, TwoWayFlow, pixel_grid, two_way_flow
 from reelgate.engines.motion.homography import CameraFit, choose_camera_model, estimate_camera, rescale
-from reelgate.engines.motion.layered import LayeredMorph, ResidualFlow
+from reelgate.engines.motion.large_motion import MovingLayer, behind_layers, large_motion_layers
+from reelgate.engines.motion.layered import LayeredMorph, ObjectLayer, ResidualFlow
 from reelgate.engines.motion.planes import Layout, as_frame, sources_planes
 
 WORK_SHORT_SIDE_PX = 360
@@ -84,7 +85,10 @@ def plan_morph(a: RGBImage, b: RGBImage) -> MorphPlan:
     info["residual_share"] = round(share, 4)
     # A consistent flow that moves nothing (two flat images, a lighting change) explains nothing either.
     if flow.trusted and share >= MIN_RESIDUAL_SHARE:
-        renderer = LayeredMorph(a, b, np.eye(3), _residual(gated, width, height, size), size)
+        layers = large_motion_layers(gray_a, gray_b, flow)
+        info["moving_layers"] = len(layers)
+        residual = _residual(behind_layers(gated, layers), layers, width, height, size)
+        renderer = LayeredMorph(a, b, np.eye(3), residual, size)
         return MorphPlan("optical_flow", renderer, info)
     return MorphPlan("crossfade", None, info)
 
@@ -114,7 +118,11 @@ def _plan_with_camera(
     gated, share = _gated(flow, gray_a, registered, covered)
     info["residual_share"] = round(share, 4)
     if flow.trusted and share >= MIN_RESIDUAL_SHARE:
-        return MorphPlan(f"{model}+flow", LayeredMorph(a, b, camera, _residual(gated, width, height, size), size), info)
+        # What moves further than DIS follows (`large_motion`), as layers over the camera and the flow.
+        layers = large_motion_layers(gray_a, registered, flow, covered)
+        info["moving_layers"] = len(layers)
+        residual = _residual(behind_layers(gated, layers), layers, width, height, size)
+        return MorphPlan(f"{model}+flow", LayeredMorph(a, b, camera, residual, size), info)
     return MorphPlan(model, LayeredMorph(a, b, camera, None, size), info)
 
 
@@ -176,14 +184,23 @@ def _gate(source: Gray, target: Gray, flow: FlowField) -> Plane:
     return np.asarray(cv2.GaussianBlur(gate, (0, 0), _GATE_FEATHER_SIGMA), dtype=np.float32)
 
 
-def _residual(flow: TwoWayFlow, width: int, height: int, size: tuple[int, int]) -> ResidualFlow:
-    """The flow in output pixels (vectors are lengths: they grow with the image), still on the grid."""
+def _residual(
+    flow: TwoWayFlow, layers: list[MovingLayer], width: int, height: int, size: tuple[int, int]
+) -> ResidualFlow:
+    """The flow and the layers' shifts in output pixels (vectors are lengths: they grow with the image),
+    their maps still on the working grid."""
     scale = np.array([width / size[0], height / size[1]], dtype=np.float32)
     return ResidualFlow(
         forward=np.asarray(flow.forward * scale, dtype=np.float32),
         backward=np.asarray(flow.backward * scale, dtype=np.float32),
         visible_forward=flow.visible_forward,
         visible_backward=flow.visible_backward,
+        layers=tuple(
+            ObjectLayer(
+                (layer.shift[0] * float(scale[0]), layer.shift[1] * float(scale[1])), layer.mask_a, layer.mask_b
+            )
+            for layer in layers
+        ),
     )
 
 
