@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -38,9 +39,12 @@ DESCRIPTION = """Kling-O1 image-to-video API (self-hosted). Create a task, then 
 Every non-2xx answer has the envelope `{"error": {"code", "message", "type", "param"?, "fallback_suggestion"?}}`."""
 
 
-def create_app(settings: Settings, *, workers: int = 0, resources: Resources | None = None) -> FastAPI:
-    """`workers` > 0 runs that many concurrent jobs in this process (embedded mode). Refuses (ValueError) a weak
-    admin token: it guards every account's money."""
+def create_app(
+    settings: Settings, *, workers: int = 0, resources: Resources | None = None, supervisor_pid: int | None = None
+) -> FastAPI:
+    """`workers` > 0 runs that many concurrent jobs in this process (embedded mode). `supervisor_pid`: the
+    process that started this one (`serve --api-processes`), whose end this one follows. Refuses (ValueError)
+    a weak admin token: it guards every account's money."""
     if settings.admin_token and (problem := weakness(settings.admin_token)) is not None:
         raise ValueError(f"REELGATE_ADMIN_TOKEN is too weak: {problem}")
 
@@ -70,6 +74,8 @@ def create_app(settings: Settings, *, workers: int = 0, resources: Resources | N
             await worker.register()
             res.live_engines.forget()
             background.append(asyncio.create_task(worker.run(stop)))
+        if supervisor_pid is not None:
+            background.append(asyncio.create_task(_follow_supervisor(supervisor_pid, stop)))
         reload_on_sighup = _install_sighup(res)
         try:
             yield
@@ -127,7 +133,24 @@ def app_from_environment() -> FastAPI:
     run N times over; the jobs run in `reelgate worker`), with the settings `serve` resolved."""
     settings = Settings.model_validate_json(os.environ[SERVE_SETTINGS_ENV])
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    return create_app(settings, workers=0)
+    return create_app(settings, workers=0, supervisor_pid=os.getppid())
+
+
+# How often an API process of `serve --api-processes` checks that its supervisor is still there.
+SUPERVISOR_CHECK_S = 1.0
+
+
+async def _follow_supervisor(supervisor_pid: int, stop: asyncio.Event) -> None:
+    """Stop this process (as SIGTERM does: finish the requests in flight) once its supervisor is gone. A
+    supervisor killed with SIGKILL cannot stop its processes, and they would go on holding the port, so that
+    a restarted `serve` could not bind it."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=SUPERVISOR_CHECK_S)
+        if not stop.is_set() and os.getppid() != supervisor_pid:
+            log.warning("the serve supervisor (pid %d) is gone: stopping", supervisor_pid)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
 
 
 def _install_sighup(resources: Resources) -> bool:

@@ -89,6 +89,40 @@ def test_api_processes_share_the_port_and_each_refuses_a_revoked_key(
     _revoke_and_time_refusals(env, key, [base], asks=8)
 
 
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from Linux's /proc")
+def test_api_processes_stop_when_their_supervisor_is_killed(
+    tmp_path: Path, sqlite_backend: Backend, processes: Processes
+) -> None:
+    """A supervisor killed with SIGKILL cannot stop its API processes: they notice and stop themselves, and
+    the port is free for a new `serve`."""
+    require_redis()
+    settings = make_settings(tmp_path / "home", sqlite_backend)
+    migrate_db(settings)
+    env = {**settings_env(settings), "REELGATE_REDIS_URL": REDIS_URL}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    supervisor = processes.start("api", ["serve", "--port", str(port), "--workers", "0", "--api-processes", "2"], env)
+    wait_until(lambda: ready(base), 60, "serve --api-processes 2 to start")
+    api = wait_until(lambda: (found := _children(supervisor.pid)) and len(found) >= 2 and found, 30, "its processes")
+    supervisor.kill()
+    supervisor.wait(timeout=10)
+    wait_until(lambda: not any(_alive(pid) for pid in api), 30, "the orphaned API processes to stop")
+    again = processes.start("api-again", ["serve", "--port", str(port), "--workers", "0"], env)
+    wait_until(lambda: ready(base), 60, "a new serve on the same port")
+    assert again.poll() is None
+
+
 def test_api_processes_refuse_what_would_multiply_workers_or_limits(tmp_path: Path, sqlite_backend: Backend) -> None:
     settings = make_settings(tmp_path / "home", sqlite_backend)
     migrate_db(settings)
