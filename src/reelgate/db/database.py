@@ -18,8 +18,11 @@ from reelgate.db.notify import WAKEUPS_INFO, Wakeups
 from reelgate.db.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# The most PostgreSQL connections a process opens for its hot statements, beside the engine's pool.
-DRIVER_CONNECTIONS = 10
+# The PostgreSQL connections a process opens for its hot statements, beside the engine's pool. Four keep one
+# process's polls and creates fed (a poll holds one for a round trip, a create for a few: more than one
+# Python process can serve); more only added server processes competing for the cores (docs/benchmarks.md:
+# 10 gave 0.31 of the bare app's polls here, 4 gave 0.45).
+DRIVER_CONNECTIONS = 4
 _READ_ONLY = "reelgate_read_only"
 SqliteSynchronous = Literal["NORMAL", "FULL"]
 

@@ -11,8 +11,8 @@ compiled once per dialect by SQLAlchemy and sent here as is.
   holds no snapshot between statements, so it never delays a checkpoint; one suffices, as an inline statement
   runs to its end before another coroutine runs) and a writer for `transaction()`, one transaction at a time
   in the process (SQLite has one writer anyway), each `BEGIN IMMEDIATE`.
-- PostgreSQL: a small asyncpg pool with the engine's DSN, search path and JSON codec; asyncpg prepares each
-  statement once per connection.
+- PostgreSQL: a few asyncpg connections (`_Connections`) with the engine's DSN, search path and JSON codec;
+  asyncpg prepares each statement once per connection.
 
 Wake-ups (db/notify.py) named in a transaction are delivered here once it commits, and on PostgreSQL sent
 with `pg_notify` inside it, as `notify` does for a session.
@@ -24,7 +24,7 @@ import asyncio
 import json
 import sqlite3
 from collections import namedtuple
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -252,17 +252,59 @@ class _PostgresTransaction:
         self.channels.add(channel)
 
 
-async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
-    """The pool's reset of a returned connection. By default asyncpg sends `RESET ALL`, `UNLISTEN *`, `CLOSE
-    ALL` and an advisory unlock at every release: a second round trip for every point read. These connections
-    run fixed statements only (no LISTEN, no SET, no cursors, no advisory locks) and asyncpg still rolls back
-    a transaction left open, so there is nothing to reset."""
-
-
 async def _json_codec(connection: asyncpg.Connection) -> None:
     # As SQLAlchemy's asyncpg dialect does on its own connections: JSON values travel as Python values.
     for type_name in ("json", "jsonb"):
-        await connection.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await connection.set_type_codec(
+            type_name, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog", format="text"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class _Connections:
+    """Up to `size` asyncpg connections, each used by one coroutine at a time: a queue holding the idle ones and
+    a `None` for each slot not yet (or no longer) connected. Not asyncpg's Pool, whose release shields a task
+    and resets the session per use: a third of a point read's CPU, for connections that run fixed statements
+    only (no LISTEN, SET, cursors or advisory locks: nothing to reset). A connection that failed in use, or
+    whose use was cancelled, is closed and its slot opened afresh at the next use."""
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
+        self._connect = connect
+        self._slots: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
+        for _ in range(size):
+            self._slots.put_nowait(None)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        found = await self._slots.get()
+        if found is None or found.is_closed():
+            try:
+                found = await self._connect()
+            except BaseException:
+                self._slots.put_nowait(None)
+                raise
+        connection = found
+        try:
+            yield connection
+        except BaseException as error:
+            # A server error inside a statement leaves the connection usable (a transaction block rolls itself
+            # back first); anything else (a lost connection, a cancelled statement) may not.
+            if isinstance(error, asyncpg.PostgresError) and not connection.is_in_transaction():
+                self._slots.put_nowait(connection)
+            else:
+                connection.terminate()
+                self._slots.put_nowait(None)
+            raise
+        self._slots.put_nowait(connection)
+
+    async def close(self) -> None:
+        while not self._slots.empty():
+            connection = self._slots.get_nowait()
+            if connection is not None and not connection.is_closed():
+                await connection.close()
 
 
 class PostgresDriver:
@@ -273,48 +315,35 @@ class PostgresDriver:
         self._dialect = dialect
         self._wakeups = wakeups
         self._server_settings = server_settings
-        self._max_size = max_size
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
+        self._connections = _Connections(self._connect, max_size)
 
-    async def _opened(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with self._opening:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        self._dsn,
-                        min_size=1,
-                        max_size=self._max_size,
-                        server_settings=self._server_settings,
-                        init=_json_codec,
-                        reset=_nothing_to_reset,
-                    )
-        return self._pool
+    async def _connect(self) -> asyncpg.Connection:
+        connection = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
+        await _json_codec(connection)
+        return connection
 
     async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
-        pool = await self._opened()
         compiled = statement.compiled_for(self._dialect)
         values = compiled.values(params, encode_json=False)
         for attempt in range(2):
             try:
-                found = await pool.fetchrow(compiled.sql, *values)
+                async with self._connections.connection() as connection:
+                    found = await connection.fetchrow(compiled.sql, *values)
                 break
             except LOST_CONNECTION:
-                # The pool drops a connection that failed; once more on a fresh one.
+                # The server went away since this connection was last used (a restart): a read has no effect
+                # to repeat, so once more on a fresh connection.
                 if attempt == 1:
                     raise
         return None if found is None else compiled.row(found, decode_json=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        pool = await self._opened()
-        async with pool.acquire() as connection, connection.transaction():
+        async with self._connections.connection() as connection, connection.transaction():
             transaction = _PostgresTransaction(connection, self._dialect)
             yield transaction
         for channel in transaction.channels:
             self._wakeups.wake(channel)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._connections.close()
