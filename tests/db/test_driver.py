@@ -10,15 +10,16 @@ import threading
 import time
 from pathlib import Path
 
+import asyncpg
 import pytest
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from reelgate.db import migrate
-from reelgate.db.database import Database
+from reelgate.db.database import DRIVER_CONNECTIONS, Database
 from reelgate.db.driver import Statement
 from reelgate.db.models import WorkerToken
 from reelgate.resources import database_for
-from tests.conftest import Backend, make_settings
+from tests.conftest import POSTGRES_URL, Backend, make_settings
 
 # A table with a JSON column and no foreign key, written and read through fixed statements.
 _TABLE = WorkerToken.__table__
@@ -142,6 +143,46 @@ def test_a_sqlite_transaction_waits_for_another_writer_without_blocking_the_loop
         finally:
             release.set()
             writer.join()
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+_BACKEND = Statement(select(func.pg_backend_pid().label("pid")))
+_SLEEP = Statement(select(func.pg_sleep(bindparam("seconds")).label("slept")))
+
+
+def test_postgres_connections_that_die_or_fail_are_replaced(tmp_path: Path, postgres_backend: Backend) -> None:
+    """The hot statements' few connections survive what happens to a connection in use: the server ending it,
+    a statement error in a transaction, a read cancelled mid-flight. None of them leaks a slot."""
+
+    async def scenario() -> None:
+        db = await _database(tmp_path, postgres_backend)
+        admin = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            pids = {(await db.point_read(_BACKEND, {})).pid for _ in range(DRIVER_CONNECTIONS * 3)}
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(pids))
+            for _ in range(DRIVER_CONNECTIONS * 3):  # each read finds a live connection or opens one
+                assert (await db.point_read(_BACKEND, {})).pid not in pids
+
+            for _ in range(DRIVER_CONNECTIONS * 3):
+                with pytest.raises(asyncpg.UniqueViolationError):
+                    async with db.driver_transaction() as transaction:
+                        await transaction.execute(_INSERT, _row("same"))
+                        await transaction.execute(_INSERT, _row("same"))
+            assert await db.point_read(_READ, {"token": "same"}) is None
+
+            for _ in range(DRIVER_CONNECTIONS * 3):
+                read = asyncio.create_task(db.point_read(_SLEEP, {"seconds": 5}))
+                await asyncio.sleep(0.05)
+                read.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await read
+            async with asyncio.timeout(10):  # every slot came back: these do not wait for a lost one
+                results = await asyncio.gather(*(db.point_read(_BACKEND, {}) for _ in range(DRIVER_CONNECTIONS)))
+            assert len({row.pid for row in results}) == DRIVER_CONNECTIONS
+        finally:
+            await admin.close()
             await db.dispose()
 
     asyncio.run(scenario())
