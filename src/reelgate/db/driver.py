@@ -36,8 +36,17 @@ from sqlalchemy import JSON
 from reelgate.db.notify import Wakeups
 from reelgate.db.sqlite_inline import retrying
 
-# Exceptions that mean the server or the connection went away (a restart): a read has no effect to repeat.
-LOST_CONNECTION = (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)
+# Exceptions that mean the server or the connection went away (a restart, a terminated backend): a read has
+# no effect to repeat. A connection the server ended may answer its next use with the server's goodbye (class
+# 57, operator intervention; 08, connection exception) or, before asyncpg has read it, InternalClientError.
+LOST_CONNECTION = (
+    OSError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 
 
 @dataclass(frozen=True)
@@ -273,6 +282,7 @@ class _Connections:
 
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
         self._connect = connect
+        self.size = size
         self._slots: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         for _ in range(size):
             self._slots.put_nowait(None)
@@ -290,9 +300,10 @@ class _Connections:
         try:
             yield connection
         except BaseException as error:
-            # A server error inside a statement leaves the connection usable (a transaction block rolls itself
-            # back first); anything else (a lost connection, a cancelled statement) may not.
-            if isinstance(error, asyncpg.PostgresError) and not connection.is_in_transaction():
+            # A statement's error leaves the connection usable (a transaction block rolls itself back first);
+            # anything else (a lost connection, a cancelled statement) may not.
+            usable = isinstance(error, asyncpg.PostgresError) and not isinstance(error, LOST_CONNECTION)
+            if usable and not connection.is_closed() and not connection.is_in_transaction():
                 self._slots.put_nowait(connection)
             else:
                 connection.terminate()
@@ -325,15 +336,16 @@ class PostgresDriver:
     async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
         compiled = statement.compiled_for(self._dialect)
         values = compiled.values(params, encode_json=False)
-        for attempt in range(2):
+        # After a restart of the server every idle connection may be dead: each failed try closes one, so the
+        # last of these tries opens a fresh one. A read has no effect to repeat.
+        attempts = self._connections.size + 1
+        for attempt in range(attempts):
             try:
                 async with self._connections.connection() as connection:
                     found = await connection.fetchrow(compiled.sql, *values)
                 break
             except LOST_CONNECTION:
-                # The server went away since this connection was last used (a restart): a read has no effect
-                # to repeat, so once more on a fresh connection.
-                if attempt == 1:
+                if attempt == attempts - 1:
                     raise
         return None if found is None else compiled.row(found, decode_json=False)
 
