@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -165,6 +166,11 @@ def test_postgres_connections_that_die_or_fail_are_replaced(tmp_path: Path, post
                 await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(pids))
                 for _ in range(DRIVER_CONNECTIONS * 3):  # each read finds a live connection or opens one
                     assert (await db.point_read(_BACKEND, {})).pid not in pids
+                pids = {(await db.point_read(_BACKEND, {})).pid for _ in range(DRIVER_CONNECTIONS * 3)}
+                await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(pids))
+                for index in range(DRIVER_CONNECTIONS * 3):  # and so does each transaction's BEGIN
+                    async with db.driver_transaction() as transaction:
+                        await transaction.execute(_INSERT, _row(f"restart-{uuid.uuid4().hex[:16]}-{index}"))
 
             for _ in range(DRIVER_CONNECTIONS * 3):
                 with pytest.raises(asyncpg.UniqueViolationError):

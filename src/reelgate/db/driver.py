@@ -21,6 +21,7 @@ with `pg_notify` inside it, as `notify` does for a session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections import namedtuple
@@ -351,11 +352,39 @@ class PostgresDriver:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._connections.connection() as connection, connection.transaction():
+        stack, connection, block = await self._begun()
+        async with stack:  # gives the connection back, or closes it if the block raised
             transaction = _PostgresTransaction(connection, self._dialect)
-            yield transaction
+            try:
+                yield transaction
+            except BaseException:
+                with contextlib.suppress(*LOST_CONNECTION):
+                    await block.rollback()
+                raise
+            await block.commit()
         for channel in transaction.channels:
             self._wakeups.wake(channel)
+
+    async def _begun(self) -> tuple[contextlib.AsyncExitStack, asyncpg.Connection, Any]:
+        """A connection with a transaction begun. A BEGIN that meets a connection the server ended (a
+        restart) changed nothing, so it is tried again on the next one, as `fetchone` does."""
+        attempts = self._connections.size + 1
+        for attempt in range(attempts):
+            stack = contextlib.AsyncExitStack()
+            try:
+                connection = await stack.enter_async_context(self._connections.connection())
+                block = connection.transaction()
+                await block.start()
+            except LOST_CONNECTION as error:
+                await stack.__aexit__(type(error), error, error.__traceback__)  # closes that connection
+                if attempt == attempts - 1:
+                    raise
+                continue
+            except BaseException as error:
+                await stack.__aexit__(type(error), error, error.__traceback__)
+                raise
+            return stack, connection, block
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self._connections.close()
