@@ -136,10 +136,9 @@ class Driver(Protocol):
 
 
 class _SqliteTransaction:
-    def __init__(self, connection: sqlite3.Connection, dialect: Any, busy_timeout_s: float) -> None:
+    def __init__(self, connection: sqlite3.Connection, dialect: Any) -> None:
         self._connection = connection
         self._dialect = dialect
-        self._busy_timeout_s = busy_timeout_s
         self.channels: set[str] = set()
 
     def _run(self, statement: Statement, params: Mapping[str, Any]) -> tuple[Compiled, sqlite3.Cursor]:
@@ -218,7 +217,7 @@ class SqliteDriver:
                 self._writer.execute(f"PRAGMA synchronous={self._synchronous}")
             connection = self._writer
             await retrying(lambda: connection.execute("BEGIN IMMEDIATE"), self._busy_timeout_s)
-            transaction = _SqliteTransaction(connection, self._dialect, self._busy_timeout_s)
+            transaction = _SqliteTransaction(connection, self._dialect)
             try:
                 yield transaction
             except BaseException:
