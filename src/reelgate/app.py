@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 
 from reelgate import __version__
 from reelgate.accounts.admin_token import weakness
@@ -184,11 +184,12 @@ def _name_key_security(app: FastAPI, schema: dict[str, Any]) -> None:
     """The API-key scheme on every operation whose route authenticates a key (api/auth.py reads the header
     itself, so FastAPI does not see a security dependency there; a route without dependencies names it in its
     `openapi_extra`)."""
-    keyed: set[tuple[str, str]] = set()
-    for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if isinstance(route, APIRoute) and any(d.call in KEY_DEPENDENCIES for d in route.dependant.dependencies):
-            keyed.update((str(context.path_format), method.lower()) for method in context.methods or ())
+    keyed = {
+        (route.path_format, method.lower())
+        for route in app.routes
+        if isinstance(route, APIRoute) and any(d.call in KEY_DEPENDENCIES for d in route.dependant.dependencies)
+        for method in route.methods or ()
+    }
     named = False
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():

@@ -72,8 +72,7 @@ def test_100_concurrent_creates_across_two_processes(
 ) -> None:
     settings = make_settings(tmp_path / "home", postgres_backend)
     migrate_db(settings)
-    # Before the servers start: each reads the registry at most once a second (queue/registry.py LiveEngines),
-    # and one that read it empty at its start would refuse the first creates with a 503 for that second.
+    # The worker these API-only servers route to (its advert stands for one that claims nothing).
     advertise_worker(settings)
     env = settings_env(settings)
     bases = []

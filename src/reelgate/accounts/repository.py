@@ -108,15 +108,11 @@ _KEY_COLUMNS = (
     Account.user_group,
     Account.created_at,
 )
-# Built once, with bound parameters: their compiled forms are found by a memoized cache key.
-_KEY_RECORD = (
+# Built and compiled once (db/driver.py), with bound parameters.
+_KEY_READ = Statement(
     select(*_KEY_COLUMNS).join(Account, Account.id == ApiKey.account_id).where(ApiKey.id == bindparam("key_id"))
 )
-_KEYS_VERSION = select(ApiKeyChanges.version).where(ApiKeyChanges.id == 1)
-
-
-_KEY_READ = Statement(_KEY_RECORD)
-_VERSION_READ = Statement(_KEYS_VERSION)
+_VERSION_READ = Statement(select(ApiKeyChanges.version).where(ApiKeyChanges.id == 1))
 
 
 async def key_record(db: Database, key_id: str) -> tuple[KeyRecord, AccountRecord] | None:
