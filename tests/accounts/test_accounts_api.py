@@ -29,7 +29,7 @@ from tests.conftest import (
     require_redis,
     settings_env,
 )
-from tests.e2e.processes import Processes, free_port, ready, wait_until
+from tests.e2e.processes import Processes, start_api_processes
 
 OTHER_MODEL = "other-model"
 ADMIN_TOKEN = secrets.token_urlsafe(32)
@@ -230,13 +230,7 @@ def test_redis_rate_limit_is_shared_by_two_api_processes(
     require_redis()
     settings = _settings(tmp_path, postgres_backend)
     env = {**settings_env(settings), "REELGATE_REDIS_URL": REDIS_URL}
-    bases = []
-    for name in ("api-a", "api-b"):
-        port = free_port()
-        processes.start(name, ["serve", "--port", str(port), "--workers", "0"], env)
-        bases.append(f"http://127.0.0.1:{port}")
-    for base in bases:
-        wait_until(lambda base=base: ready(base), 30, f"{base} to start")
+    bases = start_api_processes(processes, env)
     with harness(settings) as h:
         key, _ = h.new_key(credits=1, limits=KeyLimits(read_rpm_limit=10))
     statuses = [httpx.get(f"{bases[i % 2]}/v1/account", headers=auth(key), timeout=10) for i in range(14)]

@@ -14,7 +14,7 @@ import pytest
 from reelgate.db.models import Task
 from tests.accounts.harness import Harness, create_body, harness
 from tests.conftest import Backend, advertise_worker, auth, make_settings, migrate_db, settings_env
-from tests.e2e.processes import Processes, free_port, ready, wait_until
+from tests.e2e.processes import Processes, start_api_processes
 
 CREATES = 100
 AFFORDABLE = 37
@@ -75,13 +75,7 @@ def test_100_concurrent_creates_across_two_processes(
     # The worker these API-only servers route to (its advert stands for one that claims nothing).
     advertise_worker(settings)
     env = settings_env(settings)
-    bases = []
-    for name in ("api-a", "api-b"):
-        port = free_port()
-        processes.start(name, ["serve", "--port", str(port), "--workers", "0"], env)
-        bases.append(f"http://127.0.0.1:{port}")
-    for base in bases:
-        wait_until(lambda base=base: ready(base), 30, f"{base} to start")
+    bases = start_api_processes(processes, env)
     with harness(settings) as h:
         key, account_id = h.new_key(credits=AFFORDABLE * PRICE_CREDITS)
         statuses = asyncio.run(_fire(bases, key))

@@ -59,3 +59,18 @@ def ready(base_url: str) -> bool:
         return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def start_api_processes(
+    processes: Processes, env: dict[str, str], names: tuple[str, ...] = ("api-a", "api-b")
+) -> list[str]:
+    """`reelgate serve --workers 0` under each name, on a port of its own, once every one answers: their base
+    URLs (several API processes on one database, each counting its own rate limits unless `env` names Redis)."""
+    bases = []
+    for name in names:
+        port = free_port()
+        processes.start(name, ["serve", "--port", str(port), "--workers", "0"], env)
+        bases.append(f"http://127.0.0.1:{port}")
+    for base in bases:
+        wait_until(lambda base=base: ready(base), 30, f"{base} to start")
+    return bases
