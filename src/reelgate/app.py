@@ -126,6 +126,8 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
 # `reelgate serve --api-processes N` hands its resolved settings to its processes here, as JSON (uvicorn starts
 # each process afresh and imports the app by name).
 SERVE_SETTINGS_ENV = "REELGATE_SERVE_SETTINGS_JSON"
+# ... and its own pid: a process that started after its supervisor died must know whom it outlived.
+SERVE_SUPERVISOR_ENV = "REELGATE_SERVE_SUPERVISOR_PID"
 
 
 def app_from_environment() -> FastAPI:
@@ -133,7 +135,7 @@ def app_from_environment() -> FastAPI:
     run N times over; the jobs run in `reelgate worker`), with the settings `serve` resolved."""
     settings = Settings.model_validate_json(os.environ[SERVE_SETTINGS_ENV])
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    return create_app(settings, workers=0, supervisor_pid=os.getppid())
+    return create_app(settings, workers=0, supervisor_pid=int(os.environ[SERVE_SUPERVISOR_ENV]))
 
 
 # How often an API process of `serve --api-processes` checks that its supervisor is still there.
@@ -145,12 +147,12 @@ async def _follow_supervisor(supervisor_pid: int, stop: asyncio.Event) -> None:
     supervisor killed with SIGKILL cannot stop its processes, and they would go on holding the port, so that
     a restarted `serve` could not bind it."""
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=SUPERVISOR_CHECK_S)
-        if not stop.is_set() and os.getppid() != supervisor_pid:
+        if os.getppid() != supervisor_pid:
             log.warning("the serve supervisor (pid %d) is gone: stopping", supervisor_pid)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=SUPERVISOR_CHECK_S)
 
 
 def _install_sighup(resources: Resources) -> bool:

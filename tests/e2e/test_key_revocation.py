@@ -22,7 +22,7 @@ from tests.conftest import (
     require_redis,
     settings_env,
 )
-from tests.e2e.processes import Processes, free_port, ready, wait_until
+from tests.e2e.processes import Processes, free_port, ready, start_api_processes, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +62,7 @@ def test_a_revoked_key_is_refused_within_a_second_by_every_process(
     settings = make_settings(tmp_path / "home", backend)
     migrate_db(settings)
     env = {**settings_env(settings), **CACHE_ENV}
-    bases = []
-    for name in ("api-a", "api-b"):
-        port = free_port()
-        processes.start(name, ["serve", "--port", str(port), "--workers", "0"], env)
-        bases.append(f"http://127.0.0.1:{port}")
-    for base in bases:
-        wait_until(lambda base=base: ready(base), 30, f"{base} to start")
+    bases = start_api_processes(processes, env)
     key = create_key(settings)
     _revoke_and_time_refusals(env, key, bases, asks=1)
 
@@ -101,11 +95,12 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from Linux's /proc")
+@pytest.mark.parametrize("when", ["serving", "starting"])
 def test_api_processes_stop_when_their_supervisor_is_killed(
-    tmp_path: Path, sqlite_backend: Backend, processes: Processes
+    tmp_path: Path, sqlite_backend: Backend, processes: Processes, when: str
 ) -> None:
     """A supervisor killed with SIGKILL cannot stop its API processes: they notice and stop themselves, and
-    the port is free for a new `serve`."""
+    the port is free for a new `serve`; those still starting when it died too (they never knew it alive)."""
     require_redis()
     settings = make_settings(tmp_path / "home", sqlite_backend)
     migrate_db(settings)
@@ -113,7 +108,8 @@ def test_api_processes_stop_when_their_supervisor_is_killed(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     supervisor = processes.start("api", ["serve", "--port", str(port), "--workers", "0", "--api-processes", "2"], env)
-    wait_until(lambda: ready(base), 60, "serve --api-processes 2 to start")
+    if when == "serving":
+        wait_until(lambda: ready(base), 60, "serve --api-processes 2 to start")
     api = wait_until(lambda: (found := _children(supervisor.pid)) and len(found) >= 2 and found, 30, "its processes")
     supervisor.kill()
     supervisor.wait(timeout=10)

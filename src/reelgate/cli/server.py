@@ -63,7 +63,7 @@ def serve(
     is migrated by itself; anything else needs `reelgate migrate` or --migrate."""
     import uvicorn
 
-    from reelgate.app import SERVE_SETTINGS_ENV, create_app
+    from reelgate.app import SERVE_SETTINGS_ENV, SERVE_SUPERVISOR_ENV, create_app
     from reelgate.resources import pricing_source
 
     current = settings()
@@ -101,6 +101,7 @@ def serve(
         # uvicorn's supervisor binds the port once, starts the processes (each builds the app from the
         # settings resolved here) and restarts one that dies.
         os.environ[SERVE_SETTINGS_ENV] = current.model_dump_json()
+        os.environ[SERVE_SUPERVISOR_ENV] = str(os.getpid())
         uvicorn.run(
             "reelgate.app:app_from_environment",
             factory=True,
