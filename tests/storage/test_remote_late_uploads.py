@@ -25,6 +25,15 @@ from tests.s3server import REGION, bucket_keys
 PREFIX = "media"
 
 
+def only_attempt(task_id: str, attempt: int) -> list[str]:
+    """What the bucket holds of a task whose `attempt` won: its input, and that attempt's poster and video."""
+    return [
+        f"{PREFIX}/inputs/{task_id}/0.jpeg",
+        f"{PREFIX}/{task_id}-a{attempt}.jpg",
+        f"{PREFIX}/{task_id}-a{attempt}.mp4",
+    ]
+
+
 @pytest.fixture
 def on_s3(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> tuple[Settings, TestClient]:
     settings = make_settings(
@@ -102,11 +111,7 @@ def test_a_late_video_and_its_refused_finish_leave_nothing(
         put(video_link, b"video of attempt 1, uploaded late")  # the bucket takes it: a presigned PUT
         late = a.call(task_id, "complete", fence_a, info={}, poster=True)
         assert late.status_code == 409 and late.json()["error"]["param"] == "lease_owner", late.text
-        assert bucket_keys(s3_endpoint, s3_bucket) == [
-            f"{PREFIX}/inputs/{task_id}/0.jpeg",
-            f"{PREFIX}/{task_id}-a2.jpg",
-            f"{PREFIX}/{task_id}-a2.mp4",
-        ]
+        assert bucket_keys(s3_endpoint, s3_bucket) == only_attempt(task_id, 2)
 
 
 def test_a_late_poster_is_deleted_when_the_next_upload_is_refused(
@@ -127,11 +132,7 @@ def test_a_late_poster_is_deleted_when_the_next_upload_is_refused(
         assert f"{PREFIX}/{task_id}-a1.jpg" in bucket_keys(s3_endpoint, s3_bucket)
         refused = a.call(task_id, "upload", fence_a, object="video")
         assert refused.status_code == 409, refused.text
-        assert bucket_keys(s3_endpoint, s3_bucket) == [
-            f"{PREFIX}/inputs/{task_id}/0.jpeg",
-            f"{PREFIX}/{task_id}-a2.jpg",
-            f"{PREFIX}/{task_id}-a2.mp4",
-        ]
+        assert bucket_keys(s3_endpoint, s3_bucket) == only_attempt(task_id, 2)
 
 
 def test_a_finish_repeated_after_its_answer_was_lost_keeps_the_result(
@@ -147,11 +148,7 @@ def test_a_finish_repeated_after_its_answer_was_lost_keeps_the_result(
         assert hand_in(worker, task_id, fence).json() == {"won": True}
         again = worker.call(task_id, "complete", fence, info={"width": 64, "height": 64}, poster=True)
         assert again.status_code == 200 and again.json() == {"won": True}, again.text
-        assert bucket_keys(s3_endpoint, s3_bucket) == [
-            f"{PREFIX}/inputs/{task_id}/0.jpeg",
-            f"{PREFIX}/{task_id}-a1.jpg",
-            f"{PREFIX}/{task_id}-a1.mp4",
-        ]
+        assert bucket_keys(s3_endpoint, s3_bucket) == only_attempt(task_id, 1)
         task = client.get(f"/v1/tasks/{task_id}", headers=auth(key)).json()
         assert task["status"] == "completed"
         assert httpx.get(task["results"][0], timeout=30).content == b"video"
