@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 from sqlalchemy import event
@@ -152,12 +152,10 @@ class Database:
         """The one row `statement` finds with `params` (None if none), in one statement of its own."""
         return await self._driver.fetchone(statement, params)
 
-    @asynccontextmanager
-    async def driver_transaction(self) -> AsyncIterator[Transaction]:
+    def driver_transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """One unit of work of fixed `Statement`s on the driver's own connection (db/driver.py), for the hot
         writes: committed when the block ends, rolled back if it raises. Its wake-ups are sent at commit."""
-        async with self._driver.transaction() as transaction:
-            yield transaction
+        return self._driver.transaction()
 
     async def dispose(self) -> None:
         await self._driver.close()

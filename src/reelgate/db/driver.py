@@ -26,7 +26,7 @@ import json
 import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -128,9 +128,7 @@ class Driver(Protocol):
         """The one row of a single-statement read (None if none), outside any transaction."""
         ...
 
-    def transaction(self) -> Any:
-        """An async context manager yielding a `Transaction`."""
-        ...
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
     async def close(self) -> None: ...
 
