@@ -15,9 +15,10 @@ While they run:
 
 At the end: every accepted task completed exactly once (one capture) or failed with a reason and its credits
 released; every result link downloads a valid MP4 from the S3 server; the credits audit is clean; one
-callback series per callback task and none for the others; the bucket holds exactly the inputs and the
-winning attempts' videos and posters (nothing of a losing attempt); no process's home holds a video or an
-input. It prints its figures.
+callback series per callback task and none for the others; once the orphan-input sweep has run (a replica
+killed mid-create leaves the inline image of a task that was never written), the bucket holds exactly the
+inputs and the winning attempts' videos and posters (nothing of a losing attempt); no process's home holds a
+video or an input. It prints its figures.
 
     REELGATE_SOAK_TASKS=150 .venv/bin/python -m pytest tests/soak -s     # the issue's by-hand run
 
@@ -46,14 +47,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from reelgate.app import create_app
 from reelgate.cli import app as cli
 from reelgate.config import DEFAULT_MODEL, Settings
 from reelgate.db.models import Task
 from reelgate.media.video import probe_video
 from reelgate.resources import database_for
+from reelgate.tasks.sweep import ORPHAN_INPUT_GRACE_S, sweep_orphan_inputs
 from tests.conftest import (
     REDIS_URL,
     Backend,
@@ -112,6 +116,7 @@ class Figures:
     kills: list[str] = field(default_factory=list)
     freezes: list[str] = field(default_factory=list)
     partitions: list[dict[str, Any]] = field(default_factory=list)
+    orphan_inputs: int = 0
 
 
 class Deployment:
@@ -487,6 +492,9 @@ def test_chaos_soak(
         assert {json.loads(r.body)["status"] for r in requests} == {ended[task_id].status}
 
     # --- the bucket: the inputs, the winners' videos and posters, nothing of a losing attempt --------------------
+    # A replica killed between storing a create's inline image and writing its row leaves an input of no task;
+    # the sweep deletes it once no create can still be writing that row (here: as if the grace had passed).
+    figures.orphan_inputs = _sweep_orphan_inputs(settings)
     expected = {f"{PREFIX}/inputs/{t}/0.jpeg" for t in task_ids}
     for task in completed.values():
         expected.add(f"{PREFIX}/{task.result_key}")
@@ -525,7 +533,7 @@ def test_chaos_soak(
             f"{sorted({t.error_code or '' for t in failed.values()})}), "
             f"{len(figures.kills)} kill -9 survived ({_counts(figures.kills)}), "
             f"{len(figures.freezes)} database worker freeze, {len(figures.partitions)} remote partitions, "
-            f"{len(callback_tasks)} callback series"
+            f"{len(callback_tasks)} callback series, {figures.orphan_inputs} inputs of unwritten creates swept"
         )
         print(
             f"  {len(completed) / elapsed_s * 60:.1f} tasks/min over {elapsed_s:.0f} s; create->complete "
@@ -542,6 +550,14 @@ def _worker_token(admin_env: dict[str, str]) -> str:
     )
     assert result.exit_code == 0, result.output
     return str(json.loads(result.output)["token"])
+
+
+def _sweep_orphan_inputs(settings: Settings) -> int:
+    with TestClient(create_app(settings, workers=0)) as client:
+        resources = client.app.state.resources  # type: ignore[attr-defined]
+        later = time.time() + ORPHAN_INPUT_GRACE_S
+        swept = client.portal.call(lambda: sweep_orphan_inputs(resources, now=later))  # type: ignore[union-attr]
+    return swept.deleted
 
 
 def _live_workers(settings: Settings) -> int:

@@ -85,6 +85,28 @@ def test_delete_removes_and_a_missing_object_is_said_so(storage: Storage) -> Non
         _read(storage, "gone.mp4", 0, 1)
 
 
+def test_keys_are_listed_under_a_prefix_in_order_after_a_start(storage: Storage) -> None:
+    stored = ["inputs/task-2/0.jpeg", "inputs/task-1/1.png", "inputs/task-1/0.jpeg", "task-1-a1.mp4", "inputs.mp4"]
+    for key in stored:
+        storage.put_stream(key, io.BytesIO(b"x"))
+    if isinstance(storage, LocalStorage):  # a write in progress is no object
+        (storage.root / "inputs" / "task-3").mkdir()
+        (storage.root / "inputs" / "task-3" / ".0.jpeg.1234abcd.part").write_bytes(b"half")
+    if isinstance(storage, S3Storage):  # nor is another deployment's object in the same bucket
+        storage.client.put_object(Bucket=storage.bucket, Key="deploy/one-more/inputs/task-9/0.jpeg", Body=b"x")
+    assert list(storage.list_keys("inputs/")) == ["inputs/task-1/0.jpeg", "inputs/task-1/1.png", "inputs/task-2/0.jpeg"]
+    assert list(storage.list_keys("inputs/task-1")) == ["inputs/task-1/0.jpeg", "inputs/task-1/1.png"]
+    assert list(storage.list_keys("inputs/", start_after="inputs/task-1/0.jpeg")) == [
+        "inputs/task-1/1.png",
+        "inputs/task-2/0.jpeg",
+    ]
+    assert list(storage.list_keys("inputs/", start_after="inputs/task-1~")) == ["inputs/task-2/0.jpeg"]
+    assert list(storage.list_keys("")) == sorted(stored)
+    assert list(storage.list_keys("nothing/")) == []
+    with pytest.raises(InvalidKey):
+        list(storage.list_keys("../"))
+
+
 @pytest.mark.parametrize("key", ["../secret_key", "a/../../b.mp4", "/etc/passwd", ".hidden.mp4", "A.MP4", "", "a//b"])
 def test_keys_cannot_escape_or_surprise(storage: Storage, key: str) -> None:
     with pytest.raises(InvalidKey):

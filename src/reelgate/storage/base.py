@@ -36,10 +36,21 @@ class StorageUnavailable(RuntimeError):
         self.reason = reason
 
 
+def is_key(key: str) -> bool:
+    return bool(_SAFE_KEY.match(key)) and ".." not in key
+
+
 def check_key(key: str) -> str:
-    if not _SAFE_KEY.match(key) or ".." in key:
+    if not is_key(key):
         raise InvalidKey(key)
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A listing's prefix: a key, a key's leading segments ending in a slash, or nothing (everything)."""
+    if prefix:
+        check_key(prefix.rstrip("/") if prefix.endswith("/") else prefix)
+    return prefix
 
 
 class Storage(Protocol):
@@ -64,6 +75,11 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object; a missing one is no error."""
+        ...
+
+    def list_keys(self, prefix: str, *, start_after: str = "") -> Iterator[str]:
+        """Every key that starts with `prefix` and sorts after `start_after`, in ascending order (lazily, in
+        pages where the store pages: iterate it in a thread)."""
         ...
 
     def link(self, key: str, *, expires_at: int) -> str:

@@ -34,6 +34,9 @@ def upload_key(file_id: str, image_format: str) -> str:
 UPLOADS_PREFIX = "files/"
 
 
+INPUTS_PREFIX = "inputs/"
+
+
 def input_key(task_id: str, index: int, image_format: str) -> str:
     return f"{input_prefix(task_id)}{index}.{image_format}"
 
@@ -41,7 +44,7 @@ def input_key(task_id: str, index: int, image_format: str) -> str:
 def input_prefix(task_id: str) -> str:
     """Where a task's own stored inputs live. A `stored:` reference may also name an object the task does not
     own (an uploaded file that several tasks use); only keys under this prefix are the task's to delete."""
-    return f"inputs/{task_id}/"
+    return f"{INPUTS_PREFIX}{task_id}/"
 
 
 def stored_ref(key: str) -> str:

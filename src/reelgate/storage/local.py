@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, check_key
+from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, check_key, check_prefix, is_key
 from reelgate.storage.links import LinkSigner
 
 
@@ -69,6 +69,20 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list_keys(self, prefix: str, *, start_after: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        # Only the folder the prefix names is walked; staging files (dot names) are never keys.
+        folder = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        keys = (
+            key
+            for path in folder.rglob("*")
+            if path.is_file()
+            and (key := path.relative_to(self.root).as_posix()).startswith(prefix)
+            and key > start_after
+            and is_key(key)
+        )
+        return iter(sorted(keys))
 
     def link(self, key: str, *, expires_at: int) -> str:
         return self.links.url_for(check_key(key), expires_at=expires_at)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, check_key
+from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, check_key, check_prefix
 from reelgate.storage.links import LinkSigner
 
 
@@ -53,6 +53,10 @@ class MemoryStorage:
     def keys(self) -> list[str]:
         with self._lock:
             return sorted(self._objects)
+
+    def list_keys(self, prefix: str, *, start_after: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        return iter([key for key in self.keys() if key.startswith(prefix) and key > start_after])
 
     def link(self, key: str, *, expires_at: int) -> str:
         return self.links.url_for(check_key(key), expires_at=expires_at)

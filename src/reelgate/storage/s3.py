@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoC
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from reelgate.config import PRESIGNED_MAX_S
-from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, check_key
+from reelgate.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, check_key, check_prefix
 from reelgate.storage.links import LinkSigner
 
 if TYPE_CHECKING:
@@ -135,6 +135,17 @@ class S3Storage:
     def delete(self, key: str) -> None:
         # S3 answers 204 for a key that is not there: deleting twice is no error, as the protocol wants.
         self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def list_keys(self, prefix: str, *, start_after: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        # ListObjectsV2 answers in ascending key order, a thousand a page; our prefix is stripped again.
+        own = f"{self.prefix}/" if self.prefix else ""
+        arguments: dict[str, str] = {"Bucket": self.bucket, "Prefix": own + prefix}
+        if start_after:
+            arguments["StartAfter"] = own + start_after
+        for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):  # type: ignore[arg-type]
+            for item in page.get("Contents", []):
+                yield item["Key"][len(own) :]
 
     def link(self, key: str, *, expires_at: int) -> str:
         if not self.presigned:

@@ -106,6 +106,15 @@ async def expired_unpurged(session: AsyncSession, *, finished_before: float, lim
     return [StoredObjects(task_id, int(attempt), list(refs or [])) for task_id, attempt, refs in rows.all()]
 
 
+async def existing_ids(session: AsyncSession, task_ids: list[str]) -> set[str]:
+    """Which of these task ids have a row."""
+    found: set[str] = set()
+    for start in range(0, len(task_ids), _IDS_PER_QUERY):
+        chunk = task_ids[start : start + _IDS_PER_QUERY]
+        found.update((await session.scalars(select(Task.id).where(Task.id.in_(chunk)))).all())
+    return found
+
+
 async def mark_purged(session: AsyncSession, task_id: str) -> None:
     """Its objects are deleted: the row keeps its history but names no object any more."""
     await session.execute(

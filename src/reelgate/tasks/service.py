@@ -80,6 +80,14 @@ def new_task_id(now: float) -> str:
     return f"{TASK_ID_PREFIX}{int(now)}-{''.join(suffix)}"
 
 
+def task_id_second(task_id: str) -> int | None:
+    """The unix second a task id was drawn at, None for a string that is no task id of ours."""
+    second, _, suffix = task_id.removeprefix(TASK_ID_PREFIX).partition("-")
+    if not task_id.startswith(TASK_ID_PREFIX) or not second.isdigit() or len(suffix) != _ID_SUFFIX_CHARS:
+        return None
+    return int(second)
+
+
 # --- create ----------------------------------------------------------------------------------------------
 
 
