@@ -1,7 +1,8 @@
 """The API's hot routes under load, against a bare FastAPI app with the same routes (bench/bare_app.py) on the
 same uvicorn, in the same run, with wrk (a C load generator in its own process, `-t2 -c32`).
 
-    .venv/bin/python bench/api_load.py [--seconds 10] [--backends sqlite,postgres] [--api-processes 1] [--quick]
+    .venv/bin/python bench/api_load.py [--seconds 5] [--rounds 3] [--backends sqlite,postgres] [--api-processes 1]
+                                       [--quick]
 
 `--api-processes 2`: reelgate's API in two processes sharing the port (rate limits counted in Redis,
 REELGATE_BENCH_REDIS_URL, default the tests' Redis on loopback, database 14); the bare app stays one process.
@@ -14,9 +15,12 @@ ended task (its terminal event, then the stream ends). On SQLite, creates are me
 `REELGATE_SQLITE_SYNCHRONOUS=FULL` (an fsync per commit). PostgreSQL is the tests' (127.0.0.1:5432, database
 `test`, a throwaway schema); it is skipped, saying why, where unreachable.
 
-Each row: req/s, p50 and p99 (wrk's), and the ratio of reelgate's req/s to the bare app's, measured right
-after it. Runs with non-2xx answers or socket errors are flagged: they measured something else.
-`--quick`: 2 s per measurement (a smoke run; its figures are not for quoting).
+Each route is measured in rounds: reelgate, then the bare app right after it. The ratio of a round is reelgate's
+req/s over the bare app's; a row's ratio is the median round's, with the lowest and highest beside it (the
+speed of a shared host drifts from one run to the next by more than the differences measured here, so a ratio
+is only taken between two runs back to back). Each run: req/s, p50 and p99 (wrk's). Runs with non-2xx answers
+or socket errors are flagged: they measured something else. `--quick`: one round of 2 s per measurement (a
+smoke run; its figures are not for quoting).
 """
 
 from __future__ import annotations
@@ -40,12 +44,35 @@ REDIS_URL = os.environ.get("REELGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/1
 class Row:
     backend: str
     route: str
-    ours: WrkResult
-    bare: WrkResult
+    # (reelgate, bare) per round, each pair measured back to back: the machine's speed drifts between runs
+    # (a shared host), so a ratio is only ever taken within a round.
+    rounds: list[tuple[WrkResult, WrkResult]]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [_ratio(ours, bare) for ours, bare in self.rounds]
+
+    @property
+    def median_round(self) -> tuple[WrkResult, WrkResult]:
+        """The round whose ratio is the median (the lower middle of an even number)."""
+        ranked = sorted(self.rounds, key=lambda pair: _ratio(*pair))
+        return ranked[(len(ranked) - 1) // 2]
 
     @property
     def ratio(self) -> float:
-        return self.ours.requests_per_s / self.bare.requests_per_s if self.bare.requests_per_s else float("nan")
+        return _ratio(*self.median_round)
+
+    @property
+    def ours(self) -> WrkResult:
+        return self.median_round[0]
+
+    @property
+    def bare(self) -> WrkResult:
+        return self.median_round[1]
+
+
+def _ratio(ours: WrkResult, bare: WrkResult) -> float:
+    return ours.requests_per_s / bare.requests_per_s if bare.requests_per_s else float("nan")
 
 
 def _flag(result: WrkResult) -> str:
@@ -94,6 +121,7 @@ def measure_backend(
     routes: list[str],
     *,
     seconds: float,
+    rounds: int,
     api_processes: int,
     label: str,
     overrides: dict[str, object] | None = None,
@@ -120,13 +148,16 @@ def measure_backend(
             path, script = request_of(route, seeded)
             # A short warm-up of both (connections, caches, the first compiled statements), then the runs.
             run_wrk(base + path, load.key, script, seconds=1, home=home)
-            ours = run_wrk(base + path, load.key, script, seconds=seconds, home=home)
-            bare = run_wrk(bare_base + path, load.key, script, seconds=seconds, home=home)
-            rows.append(Row(label, route, ours, bare))
             print(f"  {label:24s} {ROUTES[route]}", flush=True)
-            print(_line("reelgate", ours), flush=True)
-            print(_line("bare", bare), flush=True)
-            print(f"    ratio reelgate/bare = {rows[-1].ratio:.2f}", flush=True)
+            pairs = []
+            for _ in range(rounds):
+                ours = run_wrk(base + path, load.key, script, seconds=seconds, home=home)
+                bare = run_wrk(bare_base + path, load.key, script, seconds=seconds, home=home)
+                pairs.append((ours, bare))
+                print(_line("reelgate", ours), flush=True)
+                print(_line("bare", bare) + f"   ratio {_ratio(ours, bare):.2f}", flush=True)
+            rows.append(Row(label, route, pairs))
+            print(f"    ratio reelgate/bare = {rows[-1].ratio:.2f} (median of {rounds})", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -135,13 +166,15 @@ def measure_backend(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="reelgate-then-bare pairs per route (median ratio)")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--api-processes", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="2 s per measurement: a smoke run")
     options = parser.parse_args()
     seconds = 2.0 if options.quick else options.seconds
+    rounds = 1 if options.quick else max(1, options.rounds)
     routes = [route.strip() for route in options.routes.split(",") if route.strip()]
     try:
         wrk_path()
@@ -151,8 +184,8 @@ def main() -> None:
 
     home = fresh_home("load")
     print(
-        f"api_load: wrk -t2 -c32, {seconds:g} s per run, loopback, serve --workers 0 "
-        f"--api-processes {options.api_processes}, against bare FastAPI (same uvicorn) in the same run"
+        f"api_load: wrk -t2 -c32, {seconds:g} s per run, {rounds} rounds of reelgate then bare per route, "
+        f"loopback, serve --workers 0 --api-processes {options.api_processes}, against bare FastAPI (same uvicorn)"
     )
     bare, bare_base = start_bare(home)
     rows: list[Row] = []
@@ -165,6 +198,7 @@ def main() -> None:
                     bare_base,
                     routes,
                     seconds=seconds,
+                    rounds=rounds,
                     api_processes=options.api_processes,
                     label="SQLite",
                 )
@@ -175,6 +209,7 @@ def main() -> None:
                         bare_base,
                         ["create"],
                         seconds=seconds,
+                        rounds=rounds,
                         api_processes=options.api_processes,
                         label="SQLite synchronous=FULL",
                         overrides={"sqlite_synchronous": "FULL"},
@@ -191,6 +226,7 @@ def main() -> None:
                         bare_base,
                         routes,
                         seconds=seconds,
+                        rounds=rounds,
                         api_processes=options.api_processes,
                         label="PostgreSQL",
                     )
@@ -200,12 +236,12 @@ def main() -> None:
         bare.terminate()
         bare.wait(timeout=30)
 
-    print("summary: req/s reelgate / bare = ratio; reelgate p50 / p99")
+    print("summary (the median round): req/s reelgate / bare = ratio [lowest-highest round]; reelgate p50 / p99")
     for row in rows:
         print(
             f"  {row.backend:24s} {ROUTES[row.route]:45s} {row.ours.requests_per_s:7.0f} / "
-            f"{row.bare.requests_per_s:7.0f} = {row.ratio:4.2f}   p50 {row.ours.p50_ms:6.2f} ms  "
-            f"p99 {row.ours.p99_ms:6.2f} ms{_flag(row.ours)}"
+            f"{row.bare.requests_per_s:7.0f} = {row.ratio:4.2f} [{min(row.ratios):4.2f}-{max(row.ratios):4.2f}]"
+            f"   p50 {row.ours.p50_ms:6.2f} ms  p99 {row.ours.p99_ms:6.2f} ms{_flag(row.ours)}"
         )
     sys.stdout.flush()
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from reelgate.api.auth import KEY_SECURITY, CurrentCaller, CurrentKey, ResourcesDep, current_caller, resources_of
+from reelgate.api.lean_route import LeanRoute
 from reelgate.api.responses import FastJSONResponse, errors, model_answer
 from reelgate.api.strict import reject_unknown_query
 from reelgate.config import DEFAULT_MODEL
@@ -70,21 +71,27 @@ async def quote_video_generation(
     return await service.quote(resources, caller, model=model, aspect_ratio=aspect_ratio, duration=duration)
 
 
-@router.get(
+async def get_task(task_id: str, request: Request) -> Response:
+    # The poll, every few seconds per task: a LeanRoute (api/lean_route.py), with no dependencies (FastAPI
+    # solves each one per request, and the key's and the resources' were a sixth of a poll's CPU,
+    # docs/benchmarks.md). The key is checked first, as a dependency would be: the path's one parameter is a
+    # string, so no validation error can come before it.
+    key = (await current_caller(request)).key
+    return model_answer(await service.get_task(resources_of(request), key, task_id), exclude_none=True)
+
+
+router.add_api_route(
     "/tasks/{task_id}",
+    get_task,
+    methods=["GET"],
     response_model=TaskObject,
     response_model_exclude_none=True,
     operation_id="getTask",
     summary="Query a task",
     responses=errors(400, 401, 404, 429, 500, 503),
     openapi_extra=KEY_SECURITY,
+    route_class_override=LeanRoute,
 )
-async def get_task(task_id: str, request: Request) -> Response:
-    # The poll, every few seconds per task: no dependencies (FastAPI solves each one per request, and the key's
-    # and the resources' were a sixth of a poll's CPU, docs/benchmarks.md). The key is checked first, as a
-    # dependency would be: the path's one parameter is a string, so no validation error can come before it.
-    key = (await current_caller(request)).key
-    return model_answer(await service.get_task(resources_of(request), key, task_id), exclude_none=True)
 
 
 # How long a client waits before reconnecting a dropped stream (the SSE `retry:` field); a resume with
