@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.conftest import (
 from tests.e2e.processes import Processes, free_port, ready, wait_until
 from tests.e2e.test_crashes import balance, read_task
 from tests.images import astronaut, data_uri
+from tests.soak.proxy import Trap, TrapProxy
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +67,13 @@ class Deployment:
         created: dict[str, Any] = json.loads(result.output)
         return created
 
-    def remote_worker(self, name: str, token: str, *, concurrency: int = 1) -> Any:
-        """A worker whose environment names no database, and whose home has none."""
+    def remote_worker(self, name: str, token: str, *, concurrency: int = 1, server: str | None = None) -> Any:
+        """A worker whose environment names no database, and whose home has none; `server`: the URL it is given
+        for the API (by default the API's own)."""
         home = self.tmp_path / f"{name}-home"
         env = {k: v for k, v in self.env.items() if k not in ("REELGATE_DATABASE_URL", "REELGATE_DATABASE_SCHEMA")}
         env["REELGATE_HOME"] = str(home)
-        args = ["worker", "--server", self.base_url, "--token", token, "--concurrency", str(concurrency)]
+        args = ["worker", "--server", server or self.base_url, "--token", token, "--concurrency", str(concurrency)]
         return self.processes.start(name, args, env)
 
     def create(self, key: str, **fields: Any) -> str:
@@ -110,6 +113,36 @@ def test_a_remote_worker_without_database_access_completes_tasks(deployment: Dep
     assert not (worker_home / "reelgate.db").exists()  # it never opened a database
     assert not (worker_home / "videos").exists()  # nor stored anything of its own
     assert "postgresql" not in deployment.processes.log("remote") and "sqlite" not in deployment.processes.log("remote")
+
+
+def test_a_hand_in_slower_than_a_lease_keeps_the_lease(tmp_path: Path, backend: Backend, processes: Processes) -> None:
+    """The worker beats on while it makes the poster, uploads and finishes: a hand-in that takes three leases (the
+    answer to its video's upload call held by a forwarder, as on a slow link) completes as the first attempt.
+    Beats had stopped with the engine, and such a task lost its lease and was rendered again."""
+    lease_s = 2.0
+    deployment = Deployment(tmp_path, backend, processes, lease_s=lease_s)
+    key = create_key(deployment.settings, credits=100)
+    proxy = TrapProxy(deployment.port)
+    held: list[tuple[str, int]] = []
+
+    def slow_link(task_id: str, attempt: int) -> None:
+        held.append((task_id, attempt))
+        time.sleep(3 * lease_s)
+
+    proxy.arm(Trap("video", "answer", slow_link))
+    try:
+        deployment.remote_worker("remote", deployment.token()["token"], server=proxy.url)
+        wait_for_live_worker(deployment.settings)
+        task_id = deployment.create(key)
+        done = wait_until(
+            lambda: (t := read_task(deployment.settings, task_id)).status == "completed" and t, 120, "the task to end"
+        )
+    finally:
+        proxy.close()
+    assert held == [(task_id, 1)]
+    assert (done.attempt, done.result_key) == (1, f"{task_id}-a1.mp4")
+    assert "lease was lost" not in deployment.processes.log("remote")
+    assert balance(deployment.settings, key) == 95_000
 
 
 def test_a_killed_remote_worker_s_task_is_finished_by_another(

@@ -104,11 +104,13 @@ async def run_claimed_task(resources: JobResources, lease: Lease, engine: Engine
                 result = await engine.run_relay(job, relay_ctx, scratch / "output.mp4")
             else:
                 result = await asyncio.to_thread(engine.run, job, ctx, scratch / "output.mp4")
+            raise_if_cancelled(ctx)
+            # Beating on through the poster, the upload and the finish: a long video on a slow link takes
+            # longer than a lease, and a lease that ran out there threw the finished work away.
+            outcome = await _complete(resources, lease, result)
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
-        raise_if_cancelled(ctx)
-        outcome = await _complete(resources, lease, result)
     except JobCancelled:
         outcome = "cancelled"
         log.info("stopped: task cancelled or lease lost")
