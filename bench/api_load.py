@@ -19,7 +19,9 @@ Each route is measured in rounds: reelgate, then the bare app right after it. Th
 req/s over the bare app's; a row's ratio is the median round's, with the lowest and highest beside it (the
 speed of a shared host drifts from one run to the next by more than the differences measured here, so a ratio
 is only taken between two runs back to back). Each run: req/s, p50 and p99 (wrk's). Runs with non-2xx answers
-or socket errors are flagged: they measured something else. `--quick`: one round of 2 s per measurement (a
+or socket errors are flagged: they measured something else. Beside each reelgate run: the cores its process
+(with its children) and PostgreSQL's processes used on average (from /proc), and its CPU per request: a
+process at a full core is bound by its own CPU per request. `--quick`: one round of 2 s per measurement (a
 smoke run; its figures are not for quoting).
 """
 
@@ -32,6 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import _cpu
 from _common import PostgresSchema, free_port, fresh_home, prepare_load, settings_env, start_process, wait_ready
 from _wrk import ROUTES, WrkMissing, WrkResult, request_of, run_wrk, seed, wrk_path
 
@@ -47,6 +50,8 @@ class Row:
     # (reelgate, bare) per round, each pair measured back to back: the machine's speed drifts between runs
     # (a shared host), so a ratio is only ever taken within a round.
     rounds: list[tuple[WrkResult, WrkResult]]
+    # Cores reelgate's process (and PostgreSQL's) used during each reelgate run, None where /proc is absent.
+    cpu: list[_cpu.CpuUse | None]
 
     @property
     def ratios(self) -> list[float]:
@@ -82,6 +87,15 @@ def _flag(result: WrkResult) -> str:
     if result.socket_errors:
         problems.append(f"{result.socket_errors} socket errors")
     return f"  [{', '.join(problems)}]" if problems else ""
+
+
+def _cpu_line(use: _cpu.CpuUse | None, result: WrkResult) -> str:
+    """The cores reelgate's process and PostgreSQL's used, and reelgate's CPU per request."""
+    if use is None or not result.requests_per_s:
+        return ""
+    database = f", PostgreSQL {use.database_cores:.2f}" if use.database_cores >= 0.005 else ""
+    per_request_ms = use.server_cores / result.requests_per_s * 1000
+    return f"   cores: reelgate {use.server_cores:.2f}{database}; {per_request_ms:.3f} ms CPU/request"
 
 
 def _line(label: str, result: WrkResult) -> str:
@@ -149,14 +163,17 @@ def measure_backend(
             # A short warm-up of both (connections, caches, the first compiled statements), then the runs.
             run_wrk(base + path, load.key, script, seconds=1, home=home)
             print(f"  {label:24s} {ROUTES[route]}", flush=True)
-            pairs = []
+            pairs, cpu = [], []
             for _ in range(rounds):
+                before = _cpu.sample(server.pid) if _cpu.available() else None
                 ours = run_wrk(base + path, load.key, script, seconds=seconds, home=home)
+                use = _cpu.used(before, _cpu.sample(server.pid)) if before is not None else None
                 bare = run_wrk(bare_base + path, load.key, script, seconds=seconds, home=home)
                 pairs.append((ours, bare))
-                print(_line("reelgate", ours), flush=True)
+                cpu.append(use)
+                print(_line("reelgate", ours) + _cpu_line(use, ours), flush=True)
                 print(_line("bare", bare) + f"   ratio {_ratio(ours, bare):.2f}", flush=True)
-            rows.append(Row(label, route, pairs))
+            rows.append(Row(label, route, pairs, cpu))
             print(f"    ratio reelgate/bare = {rows[-1].ratio:.2f} (median of {rounds})", flush=True)
     finally:
         server.terminate()
@@ -236,12 +253,19 @@ def main() -> None:
         bare.terminate()
         bare.wait(timeout=30)
 
-    print("summary (the median round): req/s reelgate / bare = ratio [lowest-highest round]; reelgate p50 / p99")
+    print(
+        "summary (the median round): req/s reelgate / bare = ratio [lowest-highest round]; reelgate p50 / p99; "
+        "cores reelgate's process used (PostgreSQL's)"
+    )
     for row in rows:
+        use = row.cpu[row.rounds.index(row.median_round)]
+        cores = "" if use is None else f"   cores {use.server_cores:.2f}"
+        if use is not None and use.database_cores >= 0.005:
+            cores += f" ({use.database_cores:.2f})"
         print(
             f"  {row.backend:24s} {ROUTES[row.route]:45s} {row.ours.requests_per_s:7.0f} / "
             f"{row.bare.requests_per_s:7.0f} = {row.ratio:4.2f} [{min(row.ratios):4.2f}-{max(row.ratios):4.2f}]"
-            f"   p50 {row.ours.p50_ms:6.2f} ms  p99 {row.ours.p99_ms:6.2f} ms{_flag(row.ours)}"
+            f"   p50 {row.ours.p50_ms:6.2f} ms  p99 {row.ours.p99_ms:6.2f} ms{cores}{_flag(row.ours)}"
         )
     sys.stdout.flush()
 
