@@ -63,7 +63,7 @@ def serve(
     is migrated by itself; anything else needs `reelgate migrate` or --migrate."""
     import uvicorn
 
-    from reelgate.app import SERVE_SETTINGS_ENV, SERVE_SUPERVISOR_ENV, create_app
+    from reelgate.app import SERVE_SETTINGS_ENV, SERVE_SUPERVISOR_ENV, create_app, freeze_startup_heap
     from reelgate.resources import pricing_source
 
     current = settings()
@@ -113,6 +113,7 @@ def serve(
             timeout_graceful_shutdown=10,
         )
         return
+    freeze_startup_heap()
     uvicorn.run(
         asgi_app,
         host=host,
