@@ -21,6 +21,7 @@ from reelgate.config import Settings
 from tests.conftest import Backend, advertise_worker, auth, create_key, make_settings, migrate_db
 
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
+_FRAMING_HEADERS = {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade"}
 
 
 class _Server(uvicorn.Server):
@@ -62,4 +63,7 @@ def test_api_conforms_to_its_openapi(case: Any, server: tuple[str, str]) -> None
     # A query key whose value is an empty list is not sent at all (httpx writes nothing for it): a case made
     # "negative" by such a key is a valid request on the wire, and its 200 is no acceptance of bad data.
     assume(not any(value == [] for value in (case.query or {}).values()))
+    # Headers that frame the HTTP message itself, which a negative case may add with a random value (an invalid
+    # Content-Length): uvicorn refuses such a request before any app sees it, with its own text/plain 400.
+    assume(not any(name.lower() in _FRAMING_HEADERS for name in (case.headers or {})))
     case.call_and_validate(base_url=base_url, headers=headers, excluded_checks=[positive_data_acceptance])
