@@ -10,6 +10,9 @@ before the call reaches the API (`when="request"`: the upload is asked for late,
 API's answer reaches the worker (`when="answer"`: the worker got an upload link while its lease held, and
 uses it, and finishes, after the lease is gone).
 
+A hold that only waits (tests/e2e/test_remote_workers.py) is a slow link instead: the worker's other calls,
+on other connections, go on meanwhile.
+
 Bytes are forwarded unchanged; the forwarder only looks at them. A replica that is down makes the connection
 fail, as it would without the forwarder.
 """

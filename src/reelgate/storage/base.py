@@ -49,7 +49,7 @@ def check_key(key: str) -> str:
 def check_prefix(prefix: str) -> str:
     """A listing's prefix: a key, a key's leading segments ending in a slash, or nothing (everything)."""
     if prefix:
-        check_key(prefix.rstrip("/") if prefix.endswith("/") else prefix)
+        check_key(prefix.removesuffix("/"))
     return prefix
 
 
