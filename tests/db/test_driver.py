@@ -1,6 +1,7 @@
 """The hot statements' own connections (db/driver.py): a driver transaction is all or nothing, its wake-ups
-leave only when it commits, JSON values survive the trip, point reads see every commit, and on SQLite a
-transaction waits for another process's write lock without stopping the event loop."""
+leave only when it commits, JSON values survive the trip, point reads see every commit, a batch means the same
+on both databases, and on SQLite a transaction waits for another process's write lock without stopping the
+event loop."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from reelgate.db import migrate
 from reelgate.db.database import DRIVER_CONNECTIONS, Database
-from reelgate.db.driver import Statement
-from reelgate.db.models import WorkerToken
+from reelgate.db.driver import Batch, Notify, Statement
+from reelgate.db.models import Account, WorkerToken
 from reelgate.resources import database_for
 from tests.conftest import POSTGRES_URL, Backend, make_settings
 
@@ -29,6 +30,14 @@ _COLUMNS = ("id", "name", "secret_hash", "engines", "created_at")
 _INSERT = Statement(insert(_TABLE).inline(), column_keys=_COLUMNS)
 _READ = Statement(select(WorkerToken.name, WorkerToken.engines).where(WorkerToken.id == bindparam("token")))
 _RENAME = Statement(update(_TABLE).where(_TABLE.c.secret_hash == bindparam("hash")).values(name=bindparam("new_name")))
+
+
+_COUNT = Statement(select(func.count()).select_from(WorkerToken).where(WorkerToken.secret_hash == bindparam("hash")))
+_ACCOUNTS = Account.__table__
+assert isinstance(_ACCOUNTS, Table)
+_CREDIT = Statement(
+    update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("account")).values(balance_millicredits=bindparam("amount"))
+)
 
 
 def _row(token_id: str, engines: object = None) -> dict[str, object]:
@@ -79,6 +88,51 @@ def test_a_transaction_commits_all_or_nothing_and_wakes_only_on_commit(tmp_path:
             await db.dispose()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_is_one_unit_whose_members_see_the_database_as_before_it(tmp_path: Path, backend: Backend) -> None:
+    # On PostgreSQL one statement of data-modifying CTEs, on SQLite the members in turn: the same answers.
+    batch = Batch(_COUNT, _INSERT, Notify("things"), _CREDIT)
+
+    async def scenario() -> None:
+        db = await _database(tmp_path, backend)
+        woken = asyncio.Event()
+        unsubscribe = db.wakeups.subscribe("things", woken)
+        try:
+            async with db.driver_transaction() as transaction:
+                await transaction.execute(_INSERT, _row("a"))
+            params = [{"hash": "h"}, _row("b", ["motion"]), {}, {"account": "nobody", "amount": 5}]
+            with pytest.raises(RuntimeError, match="midway"):
+                async with db.driver_transaction() as transaction:
+                    assert await transaction.run_batch(batch, params) == [1, 1, None, 0]
+                    raise RuntimeError("midway")
+            assert await db.point_read(_READ, {"token": "b"}) is None
+            await asyncio.sleep(0.05)
+            assert not woken.is_set()  # a rolled-back batch wakes no one
+
+            async with db.driver_transaction() as transaction:
+                # The count is of the rows before the batch: the insert's is not among them, on either database.
+                assert await transaction.run_batch(batch, params) == [1, 1, None, 0]
+                await asyncio.sleep(0.05)
+                assert not woken.is_set()  # not before the commit
+            await asyncio.wait_for(woken.wait(), timeout=5)
+            row = await db.point_read(_READ, {"token": "b"})
+            assert row is not None and row.engines == ["motion"]
+        finally:
+            unsubscribe()
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_whose_meaning_would_differ_between_the_databases_is_refused() -> None:
+    # A read after a write of its table would see the write on SQLite (in turn) but not on PostgreSQL (one
+    # snapshot); two writes of one table would run in an undefined order on PostgreSQL.
+    with pytest.raises(ValueError, match="worker_tokens"):
+        Batch(_INSERT, _COUNT)
+    with pytest.raises(ValueError, match="worker_tokens"):
+        Batch(_INSERT, _RENAME)
+    Batch(_COUNT, _INSERT, _CREDIT)  # a read before the writes of its table is the same on both
 
 
 def test_point_reads_see_what_other_connections_commit(tmp_path: Path, backend: Backend) -> None:

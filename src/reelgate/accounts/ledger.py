@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.db.driver import Statement, Transaction
+from reelgate.db.driver import Statement
 from reelgate.db.models import Account, CreditEntry
 
 
@@ -95,15 +95,18 @@ async def _entry(
     )
 
 
-async def reserve(transaction: Transaction, account_id: str, task_id: str, amount_millicredits: int) -> bool:
-    """Hold `amount` for the task if the account can spend it. False if it cannot: then the caller must roll
-    its transaction back (the entry is written before the account's row is updated, so that row, which every
-    create of the account waits for, is held for one statement less)."""
-    await transaction.execute(
-        _INSERT_ENTRY_STATEMENT,
+# A reserve, as two members of the create's batch (db/driver.py `Batch`): the entry, then the account's
+# conditional UPDATE, whose changed-row count (0 or 1) says whether the hold was made. If it was not, the
+# caller must roll its transaction back, taking the entry with it.
+RESERVE_MEMBERS = (_INSERT_ENTRY_STATEMENT, _RESERVE)
+
+
+def reserve_params(account_id: str, task_id: str, amount_millicredits: int) -> list[dict[str, Any]]:
+    """The parameters of `RESERVE_MEMBERS`, in order: hold `amount` for the task if the account can spend it."""
+    return [
         _entry_values(account_id, EntryKind.RESERVE, amount_millicredits, task_id, reserve_key(task_id), None),
-    )
-    return bool(await transaction.execute(_RESERVE, {"account": account_id, "amount": amount_millicredits}))
+        {"account": account_id, "amount": amount_millicredits},
+    ]
 
 
 async def settle(session: AsyncSession, task_id: str, kind: EntryKind) -> None:

@@ -16,23 +16,31 @@ compiled once per dialect by SQLAlchemy and sent here as is.
 
 Wake-ups (db/notify.py) named in a transaction are delivered here once it commits, and on PostgreSQL sent
 with `pg_notify` inside it, as `notify` does for a session.
+
+A `Batch` is several such statements run as one: on PostgreSQL one statement of data-modifying CTEs (one round
+trip, where each asyncpg round trip was about a twentieth of a create's CPU: docs/benchmarks.md), on SQLite the
+statements in turn (inline calls, no round trips to save).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import re
 import sqlite3
 from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import asyncpg
 import orjson
 from sqlalchemy import JSON
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.util import find_tables
 
 from reelgate.db.notify import Wakeups
 from reelgate.db.sqlite_inline import retrying
@@ -109,6 +117,74 @@ class Statement:
         return found
 
 
+@dataclass(frozen=True)
+class Notify:
+    """A member of a `Batch`: wake `channel`'s listeners once the transaction commits (as `notify`)."""
+
+    channel: str
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _renumbered(placeholder: re.Match[str], *, offset: int) -> str:
+    return f"${int(placeholder[1]) + offset}"
+
+
+class Batch:
+    """Fixed statements that one transaction runs together; `run_batch` answers, per member, the rows a write
+    changed, the value of a read (its first column; None without a row) or None for a `Notify`.
+
+    On PostgreSQL the members are one statement (writes as data-modifying CTEs), and every member sees the
+    database as it was before the batch; on SQLite they run in the order given. So that both mean the same, a
+    member may not read a table an earlier member writes, nor two members write one table (refused here);
+    a read placed before the writes of its table sees the same on both."""
+
+    def __init__(self, *members: Statement | Notify) -> None:
+        self.members = members
+        written: set[str] = set()
+        for member in members:
+            if isinstance(member, Notify):
+                continue
+            statement = member.statement
+            target = str(getattr(statement.table, "name", "")) if isinstance(statement, UpdateBase) else ""
+            read = {str(getattr(table, "name", "")) for table in find_tables(statement, include_crud=True)} - {target}
+            if read & written or target in written:
+                raise ValueError(f"a batch member uses a table an earlier member writes: {sorted(read | {target})}")
+            if target:
+                written.add(target)
+        self._postgres: dict[str, tuple[str, tuple[Compiled | None, ...]]] = {}
+
+    def postgres_sql(self, dialect: Any) -> tuple[str, tuple[Compiled | None, ...]]:
+        """The one statement, and each member's compiled form (None for a Notify, whose value is its channel)."""
+        found = self._postgres.get(dialect.name)
+        if found is None:
+            ctes: list[str] = []
+            columns: list[str] = []
+            compiled_members: list[Compiled | None] = []
+            offset = 0
+            for index, member in enumerate(self.members):
+                if isinstance(member, Notify):
+                    offset += 1
+                    columns.append(f"(SELECT count(*) FROM pg_notify(${offset}::text, ''))")
+                    compiled_members.append(None)
+                    continue
+                compiled = member.compiled_for(dialect)
+                # Each member's own $1..$n, numbered after the previous members' parameters.
+                sql = _PLACEHOLDER.sub(functools.partial(_renumbered, offset=offset), compiled.sql)
+                offset += len(compiled.names)
+                if isinstance(member.statement, UpdateBase):
+                    ctes.append(f"m{index} AS ({sql} RETURNING 1)")
+                    columns.append(f"(SELECT count(*) FROM m{index})")
+                else:
+                    columns.append(f"({sql})")
+                compiled_members.append(compiled)
+            with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
+            found = (f"{with_clause}SELECT {', '.join(columns)}", tuple(compiled_members))
+            self._postgres[dialect.name] = found
+        return found
+
+
 class Transaction(Protocol):
     """One unit of work on a driver connection: committed when its block ends, rolled back if it raises."""
 
@@ -120,6 +196,10 @@ class Transaction(Protocol):
 
     async def notify(self, channel: str, payload: str = "") -> None:
         """Wake `channel`'s listeners once this transaction commits (db/notify.py)."""
+        ...
+
+    async def run_batch(self, batch: Batch, params: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Run `batch` with one mapping of parameters per member (an empty one for a Notify)."""
         ...
 
 
@@ -159,6 +239,19 @@ class _SqliteTransaction:
 
     async def notify(self, channel: str, payload: str = "") -> None:
         self.channels.add(channel)
+
+    async def run_batch(self, batch: Batch, params: Sequence[Mapping[str, Any]]) -> list[Any]:
+        results: list[Any] = []
+        for member, values in zip(batch.members, params, strict=True):
+            if isinstance(member, Notify):
+                await self.notify(member.channel)
+                results.append(None)
+            elif isinstance(member.statement, UpdateBase):
+                results.append(await self.execute(member, values))
+            else:
+                row = await self.fetchone(member, values)
+                results.append(None if row is None else row[0])
+        return results
 
 
 class SqliteDriver:
@@ -257,6 +350,24 @@ class _PostgresTransaction:
         # Sent by the server at commit, to the other processes' listeners (db/notify.py listen).
         await self._connection.execute("SELECT pg_notify($1, $2)", channel, payload)
         self.channels.add(channel)
+
+    async def run_batch(self, batch: Batch, params: Sequence[Mapping[str, Any]]) -> list[Any]:
+        sql, compiled_members = batch.postgres_sql(self._dialect)
+        values: list[Any] = []
+        for member, compiled, member_params in zip(batch.members, compiled_members, params, strict=True):
+            if compiled is None:
+                values.append(cast(Notify, member).channel)
+            else:
+                values += compiled.values(member_params, encode_json=False)
+        row = await self._connection.fetchrow(sql, *values)
+        results: list[Any] = []
+        for member, compiled, value in zip(batch.members, compiled_members, row, strict=True):
+            if compiled is None:
+                self.channels.add(cast(Notify, member).channel)
+                results.append(None)
+            else:
+                results.append(value)
+        return results
 
 
 async def _json_codec(connection: asyncpg.Connection) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import Row, Table, and_, bindparam, func, insert, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.database import Database
-from reelgate.db.driver import Statement, Transaction
+from reelgate.db.driver import Statement
 from reelgate.db.models import Task
 from reelgate.queue.states import UNFINISHED
 
@@ -21,8 +21,9 @@ _IDS_PER_QUERY = 500
 
 _TASK_COLUMNS = tuple(column.key for column in Task.__table__.columns)
 # Every column, from parameters: one fixed statement for the create's driver transaction (db/driver.py).
-_INSERT_TASK = Statement(insert(cast(Table, Task.__table__)).inline(), column_keys=_TASK_COLUMNS)
-_COUNT_UNFINISHED = Statement(
+INSERT_TASK = Statement(insert(cast(Table, Task.__table__)).inline(), column_keys=_TASK_COLUMNS)
+# The key's unfinished tasks: before the insert in a batch (db/driver.py `Batch`), it counts the others.
+COUNT_UNFINISHED = Statement(
     select(func.count())
     .select_from(Task)
     .where(
@@ -34,9 +35,13 @@ _COUNT_UNFINISHED = Statement(
 )
 
 
-async def insert_task(transaction: Transaction, values: dict[str, Any]) -> None:
-    """Insert a new task from the value of every column (a missing one is a KeyError, not a silent default)."""
-    await transaction.execute(_INSERT_TASK, {name: values[name] for name in _TASK_COLUMNS})
+def insert_params(values: dict[str, Any]) -> dict[str, Any]:
+    """`INSERT_TASK`'s parameters: the value of every column (a missing one is a KeyError, not a default)."""
+    return {name: values[name] for name in _TASK_COLUMNS}
+
+
+def count_params(api_key_id: str) -> dict[str, Any]:
+    return {"api_key_id": api_key_id}
 
 
 async def get_task(session: AsyncSession, task_id: str) -> Task | None:
@@ -80,11 +85,6 @@ async def list_tasks(
         )
     query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
     return list((await session.execute(query)).all())
-
-
-async def count_unfinished(transaction: Transaction, api_key_id: str) -> int:
-    row = await transaction.fetchone(_COUNT_UNFINISHED, {"api_key_id": api_key_id})
-    return int(row[0]) if row is not None else 0
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import io
 import math
+import random
 import secrets
 import string
 import time
@@ -27,7 +28,7 @@ from reelgate.accounts.credits import to_credits
 from reelgate.accounts.pricing import PricingTable, builtin_table
 from reelgate.accounts.service import Caller, KeyFields, authorize_model, require_account
 from reelgate.config import Settings
-from reelgate.db.driver import Transaction
+from reelgate.db.driver import Batch, Notify, Transaction
 from reelgate.db.models import Task
 from reelgate.egress.urls import validate_callback_url
 from reelgate.engines.base import KnownFrame
@@ -231,6 +232,15 @@ async def _delete_inputs(storage: Storage, task_id: str, refs: list[str]) -> Non
             await asyncio.to_thread(storage.delete, key)
 
 
+# What one create writes, in one transaction: the task, its workers' wake-up (delivered only if the
+# transaction commits, so a worker is never woken for a task that does not exist) and the reserve. One round
+# trip on PostgreSQL (db/driver.py `Batch`). The reserve is last: its UPDATE of the account's row is what the
+# account's other creates wait for until this transaction commits.
+_CREATE = Batch(repository.INSERT_TASK, Notify(TASKS_CHANNEL), *ledger.RESERVE_MEMBERS)
+# With the key's limit of unfinished tasks: the count first (it sees the database as it was before the batch).
+_CREATE_COUNTED = Batch(repository.COUNT_UNFINISHED, *_CREATE.members)
+
+
 async def create_task(
     transaction: Transaction,
     settings: Settings,
@@ -261,14 +271,8 @@ async def create_task(
     table = pricing or builtin_table(settings.price_per_second_credits)
     quote = table.quote(route.model, user_group, request.duration)
     if max_concurrent > 0:
+        # Before the batch: its count then sees every create of the key that committed before this one.
         await accounts.lock_key(transaction, key.id)
-        if await repository.count_unfinished(transaction, key.id) >= max_concurrent:
-            raise ApiError(
-                429,
-                f"Too many unfinished tasks: this key may have {max_concurrent} at once",
-                fallback_suggestion="wait for a task to finish, or cancel one",
-                headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
-            )
     task_id = task_id or new_task_id(now)
     # Plain values, not an ORM object: its instrumented constructor cost a create a tenth of its CPU, for a
     # row that is inserted by one statement and then only read.
@@ -282,7 +286,8 @@ async def create_task(
         aspect_ratio=request.aspect_ratio,
         duration_s=request.duration,
         callback_url=request.callback_url,
-        seed=secrets.randbelow(2**31),
+        # A rendering parameter, not a secret: the process's PRNG (a system-random draw is a syscall each).
+        seed=random.getrandbits(31),
         status=TaskStatus.PENDING,
         progress=0,
         estimated_time_s=math.ceil(route.estimate_s),
@@ -311,12 +316,20 @@ async def create_task(
         upstream_submitted_at=None,
         purged=False,
     )
-    await repository.insert_task(transaction, vars(task))
-    # Delivered only if this transaction commits: a worker is never woken for a task that does not exist.
-    await transaction.notify(TASKS_CHANNEL)
-    # The reserve last: it updates the account's row, which the account's other creates then wait for until
-    # this transaction commits (on PostgreSQL, through the commit's flush), so nothing else is done under it.
-    if not await ledger.reserve(transaction, account_id, task_id, quote.millicredits):
+    values = vars(task)
+    written = [repository.insert_params(values), {}, *ledger.reserve_params(account_id, task_id, quote.millicredits)]
+    if max_concurrent > 0:
+        unfinished, *results = await transaction.run_batch(_CREATE_COUNTED, [repository.count_params(key.id), *written])
+        if unfinished >= max_concurrent:
+            raise ApiError(
+                429,
+                f"Too many unfinished tasks: this key may have {max_concurrent} at once",
+                fallback_suggestion="wait for a task to finish, or cancel one",
+                headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
+            )
+    else:
+        results = await transaction.run_batch(_CREATE, written)
+    if not results[-1]:  # the reserve's UPDATE changed no row: the account cannot spend the price
         available = await accounts.available_millicredits(transaction, account_id)
         # A shorter video is only a way out for a request that asked for a longer one.
         shorter = " or use duration 5" if request.duration > 5 else ""
