@@ -170,3 +170,39 @@ def test_an_api_without_weights_routes_to_a_worker_that_has_them(
         15,
         "the API to stop routing to the dead worker",
     )
+
+
+def test_creates_in_flight_when_the_registry_read_ages_share_one_read(
+    tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every create asks which engines are served; under load dozens are in flight when the last read turns a
+    # second old, and each used to read the registry itself (on PostgreSQL the read yields to the others).
+    settings = make_settings(tmp_path / "home", backend)
+    migrate_db(settings)
+    advertise_worker(settings)
+    reads: list[float] = []
+    real = registry.live_engines
+
+    async def counted(*args: object, **kwargs: object) -> dict[str, int]:
+        reads.append(1)
+        await asyncio.sleep(0.05)  # a slow database: the other asks arrive while this read is out
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "live_engines", counted)
+
+    async def scenario() -> None:
+        db = database_for(settings)
+        try:
+            live = registry.LiveEngines(db, ttl_s=settings.worker_ttl_s, max_age_s=0.2)
+            first = await asyncio.gather(*(live.counts() for _ in range(8)))
+            # Never read yet: each waits for an answer rather than taking an empty one.
+            assert all(found == {"motion": 1} for found in first)
+            reads.clear()
+            await asyncio.sleep(0.3)
+            aged = await asyncio.gather(*(live.counts() for _ in range(32)))
+            assert len(reads) == 1 and all(found == {"motion": 1} for found in aged)
+            assert await live.counts(fresh=True) == {"motion": 1} and len(reads) == 2  # fresh: read now
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
