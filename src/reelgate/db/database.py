@@ -152,6 +152,10 @@ class Database:
         """The one row `statement` finds with `params` (None if none), in one statement of its own."""
         return await self._driver.fetchone(statement, params)
 
+    async def rows_read(self, statement: Statement, params: dict[str, Any]) -> list[Any]:
+        """Every row `statement` finds with `params`, in one statement of its own (a page of a hot list)."""
+        return await self._driver.fetchall(statement, params)
+
     def driver_transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """One unit of work of fixed `Statement`s on the driver's own connection (db/driver.py), for the hot
         writes: committed when the block ends, rolled back if it raises. Its wake-ups are sent at commit."""

@@ -208,6 +208,10 @@ class Driver(Protocol):
         """The one row of a single-statement read (None if none), outside any transaction."""
         ...
 
+    async def fetchall(self, statement: Statement, params: Mapping[str, Any]) -> list[Any]:
+        """Every row of a single-statement read, outside any transaction."""
+        ...
+
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
     async def close(self) -> None: ...
@@ -273,6 +277,16 @@ class SqliteDriver:
         return sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=0)
 
     async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
+        compiled, found = await self._read(statement, params, sqlite3.Cursor.fetchone)
+        return None if found is None else compiled.row(found, decode_json=True)
+
+    async def fetchall(self, statement: Statement, params: Mapping[str, Any]) -> list[Any]:
+        compiled, found = await self._read(statement, params, sqlite3.Cursor.fetchall)
+        return [compiled.row(row, decode_json=True) for row in found]
+
+    async def _read(
+        self, statement: Statement, params: Mapping[str, Any], fetch: Callable[[sqlite3.Cursor], Any]
+    ) -> tuple[Compiled, Any]:
         if self._reader is None:
             self._reader = self._connect()
             self._reader.execute("PRAGMA query_only=ON")
@@ -283,12 +297,11 @@ class SqliteDriver:
         def read() -> Any:
             cursor = connection.execute(compiled.sql, values)
             try:
-                return cursor.fetchone()
+                return fetch(cursor)
             finally:
                 cursor.close()
 
-        found = await retrying(read, self._busy_timeout_s)
-        return None if found is None else compiled.row(found, decode_json=True)
+        return compiled, await retrying(read, self._busy_timeout_s)
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -443,6 +456,16 @@ class PostgresDriver:
         return connection
 
     async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None:
+        compiled, found = await self._read(statement, params, asyncpg.Connection.fetchrow)
+        return None if found is None else compiled.row(found, decode_json=False)
+
+    async def fetchall(self, statement: Statement, params: Mapping[str, Any]) -> list[Any]:
+        compiled, found = await self._read(statement, params, asyncpg.Connection.fetch)
+        return [compiled.row(row, decode_json=False) for row in found]
+
+    async def _read(
+        self, statement: Statement, params: Mapping[str, Any], fetch: Callable[..., Awaitable[Any]]
+    ) -> tuple[Compiled, Any]:
         compiled = statement.compiled_for(self._dialect)
         values = compiled.values(params, encode_json=False)
         # After a restart of the server every idle connection may be dead: each failed try closes one, so the
@@ -451,12 +474,11 @@ class PostgresDriver:
         for attempt in range(attempts):
             try:
                 async with self._connections.connection() as connection:
-                    found = await connection.fetchrow(compiled.sql, *values)
-                break
+                    return compiled, await fetch(connection, compiled.sql, *values)
             except LOST_CONNECTION:
                 if attempt == attempts - 1:
                     raise
-        return None if found is None else compiled.row(found, decode_json=False)
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.database import Database
@@ -72,19 +72,37 @@ async def lock_task(session: AsyncSession, task_id: str) -> None:
     await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
 
 
-async def list_tasks(
-    session: AsyncSession, api_key_id: str, *, limit: int, after: Task | None, not_finished_before: float
-) -> list[Row[Any]]:
+def _page(*, after: bool) -> Statement:
     # Core rows, not ORM objects: a page builds 20 task objects, and an identity map of 20 rows was most of it.
     query = select(*Task.__table__.columns).where(
-        Task.api_key_id == api_key_id, or_(Task.finished_at.is_(None), Task.finished_at >= not_finished_before)
+        Task.api_key_id == bindparam("api_key_id"),
+        or_(Task.finished_at.is_(None), Task.finished_at >= bindparam("not_finished_before")),
     )
-    if after is not None:
+    if after:
         query = query.where(
-            or_(Task.created_at < after.created_at, and_(Task.created_at == after.created_at, Task.id < after.id))
+            or_(
+                Task.created_at < bindparam("after_created_at"),
+                and_(Task.created_at == bindparam("after_created_at"), Task.id < bindparam("after_id")),
+            )
         )
-    query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
-    return list((await session.execute(query)).all())
+    limit = bindparam("limit", type_=Integer)
+    return Statement(query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit))
+
+
+# Fixed statements on the driver's own connections (db/driver.py): building and compiling the query per
+# request through a session was a third of a page's CPU in the profile.
+_FIRST_PAGE = _page(after=False)
+_LATER_PAGE = _page(after=True)
+
+
+async def list_tasks(
+    db: Database, api_key_id: str, *, limit: int, after: Any | None, not_finished_before: float
+) -> list[Any]:
+    """Up to `limit` of the key's tasks newest first, after the task `after` (a row) if given, as plain rows."""
+    params: dict[str, Any] = {"api_key_id": api_key_id, "not_finished_before": not_finished_before, "limit": limit}
+    if after is None:
+        return await db.rows_read(_FIRST_PAGE, params)
+    return await db.rows_read(_LATER_PAGE, {**params, "after_created_at": after.created_at, "after_id": after.id})
 
 
 @dataclass(frozen=True)

@@ -430,15 +430,14 @@ async def task_credits(resources: TasksResources, key: KeyFields, task_id: str) 
 async def list_tasks(resources: TasksResources, key: KeyFields, *, limit: int, after: str | None) -> TaskList:
     """One page of the key's tasks, newest first; `after` is the `next_cursor` of the previous page."""
     settings = resources.settings
-    async with resources.db.read() as session:
-        cursor = None
-        if after is not None:
-            cursor = await repository.get_task(session, after)
-            if cursor is None or cursor.api_key_id != key.id:
-                raise ApiError(400, "Invalid cursor: pass the next_cursor of a previous page", param="after")
-        rows = await repository.list_tasks(
-            session, key.id, limit=limit + 1, after=cursor, not_finished_before=time.time() - settings.result_ttl_s
-        )
+    cursor = None
+    if after is not None:
+        cursor = await repository.task_row(resources.db, after)
+        if cursor is None or cursor.api_key_id != key.id:
+            raise ApiError(400, "Invalid cursor: pass the next_cursor of a previous page", param="after")
+    rows = await repository.list_tasks(
+        resources.db, key.id, limit=limit + 1, after=cursor, not_finished_before=time.time() - settings.result_ttl_s
+    )
     page = rows[:limit]
     return TaskList(
         data=[task_object(task, storage=resources.storage, settings=settings) for task in page],
