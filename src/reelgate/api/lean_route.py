@@ -144,5 +144,8 @@ def _lean_body_shape(
             raise TypeError(f"{refused}: dependency {sub.name!r} must take the request only")
         if sub.call is None or not inspect.iscoroutinefunction(sub.call) or sub.request_param_name is None:
             raise TypeError(f"{refused}: dependency {sub.name!r} must be a coroutine function of the request")
+        if any(sub.call is known for _, known in dependencies):
+            # FastAPI calls a dependency named twice once per request (its cache); this would call it twice.
+            raise TypeError(f"{refused}: dependency {sub.name!r} is named twice")
         dependencies.append((str(sub.name), sub.call))
     return body_field, tuple(field.alias for field in dependant.header_params), tuple(dependencies)
