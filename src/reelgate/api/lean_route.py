@@ -138,7 +138,7 @@ def _lean_body_shape(
     for field in dependant.header_params:
         if field.field_info.is_required() or field.field_info.default is not None:
             raise TypeError(f"{refused}: header {field.alias!r} must be optional, default None")
-    dependencies = []
+    dependencies: list[tuple[str, Callable[[Request], Awaitable[Any]]]] = []
     for sub in dependant.dependencies:
         if sub.dependencies or sub.body_params or sub.query_params or sub.header_params or sub.path_params:
             raise TypeError(f"{refused}: dependency {sub.name!r} must take the request only")
