@@ -67,8 +67,8 @@ class LeanBodyRoute(APIRoute):
     what orjson reads, `json.loads` (FastAPI's) reads the same (orjson refuses more: NaN, huge numbers, lone
     surrogates, other encodings, a byte-order mark). The dependencies are then called with the request, in
     order, and the endpoint with the results. Any other request, invalid or unusual, is handed to FastAPI's
-    handler unchanged (the body it reads is the one already read), so every error is FastAPI's, in the same
-    order: the dependencies (the key) before the body."""
+    handler unchanged (the body it reads is the one already read), so every error is FastAPI's, in FastAPI's
+    order: a body that is not JSON first, then the dependencies (the key), then the validation."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         standard = super().get_route_handler()
