@@ -32,6 +32,7 @@ _READ = Statement(select(WorkerToken.name, WorkerToken.engines).where(WorkerToke
 _RENAME = Statement(update(_TABLE).where(_TABLE.c.secret_hash == bindparam("hash")).values(name=bindparam("new_name")))
 
 
+_WAKE = Batch(Notify("things"))
 _COUNT = Statement(select(func.count()).select_from(WorkerToken).where(WorkerToken.secret_hash == bindparam("hash")))
 _ACCOUNTS = Account.__table__
 assert isinstance(_ACCOUNTS, Table)
@@ -59,7 +60,7 @@ def test_a_transaction_commits_all_or_nothing_and_wakes_only_on_commit(tmp_path:
             with pytest.raises(RuntimeError, match="midway"):
                 async with db.driver_transaction() as transaction:
                     await transaction.execute(_INSERT, _row("a"))
-                    await transaction.notify("things")
+                    await transaction.run_batch(_WAKE, [{}])
                     raise RuntimeError("midway")
             assert await db.point_read(_READ, {"token": "a"}) is None
             await asyncio.sleep(0.05)  # a wake-up is set on the loop's next turns (call_soon_threadsafe)
@@ -73,7 +74,7 @@ def test_a_transaction_commits_all_or_nothing_and_wakes_only_on_commit(tmp_path:
                 assert await transaction.execute(_RENAME, {"hash": "other", "new_name": "x"}) == 0
                 await asyncio.sleep(0.05)
                 assert not woken.is_set()  # not before the commit
-                await transaction.notify("things")
+                assert await transaction.run_batch(_WAKE, [{}]) == [None]
                 seen = await transaction.fetchone(_READ, {"token": "a"})
                 assert seen is not None and seen.name == "renamed"
             await asyncio.wait_for(woken.wait(), timeout=5)

@@ -14,8 +14,8 @@ compiled once per dialect by SQLAlchemy and sent here as is.
 - PostgreSQL: a few asyncpg connections (`_Connections`) with the engine's DSN, search path and JSON codec;
   asyncpg prepares each statement once per connection.
 
-Wake-ups (db/notify.py) named in a transaction are delivered here once it commits, and on PostgreSQL sent
-with `pg_notify` inside it, as `notify` does for a session.
+Wake-ups (db/notify.py), a `Notify` member of a batch, are delivered here once its transaction commits, and
+on PostgreSQL sent with `pg_notify` inside it, as `notify` does for a session.
 
 A `Batch` is several such statements run as one: on PostgreSQL one statement of data-modifying CTEs (one round
 trip, where each asyncpg round trip was about a twentieth of a create's CPU: docs/benchmarks.md), on SQLite the
@@ -119,7 +119,8 @@ class Statement:
 
 @dataclass(frozen=True)
 class Notify:
-    """A member of a `Batch`: wake `channel`'s listeners once the transaction commits (as `notify`)."""
+    """A member of a `Batch`: wake `channel`'s listeners once the transaction commits (on PostgreSQL with
+    `pg_notify` inside it, which the server sends to other processes' listeners at commit, db/notify.py)."""
 
     channel: str
 
@@ -194,10 +195,6 @@ class Transaction(Protocol):
 
     async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Any | None: ...
 
-    async def notify(self, channel: str, payload: str = "") -> None:
-        """Wake `channel`'s listeners once this transaction commits (db/notify.py)."""
-        ...
-
     async def run_batch(self, batch: Batch, params: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Run `batch` with one mapping of parameters per member (an empty one for a Notify)."""
         ...
@@ -241,14 +238,11 @@ class _SqliteTransaction:
         cursor.close()
         return None if found is None else compiled.row(found, decode_json=True)
 
-    async def notify(self, channel: str, payload: str = "") -> None:
-        self.channels.add(channel)
-
     async def run_batch(self, batch: Batch, params: Sequence[Mapping[str, Any]]) -> list[Any]:
         results: list[Any] = []
         for member, values in zip(batch.members, params, strict=True):
             if isinstance(member, Notify):
-                await self.notify(member.channel)
+                self.channels.add(member.channel)
                 results.append(None)
             elif isinstance(member.statement, UpdateBase):
                 results.append(await self.execute(member, values))
@@ -358,11 +352,6 @@ class _PostgresTransaction:
         compiled = statement.compiled_for(self._dialect)
         found = await self._connection.fetchrow(compiled.sql, *compiled.values(params, encode_json=False))
         return None if found is None else compiled.row(found, decode_json=False)
-
-    async def notify(self, channel: str, payload: str = "") -> None:
-        # Sent by the server at commit, to the other processes' listeners (db/notify.py listen).
-        await self._connection.execute("SELECT pg_notify($1, $2)", channel, payload)
-        self.channels.add(channel)
 
     async def run_batch(self, batch: Batch, params: Sequence[Mapping[str, Any]]) -> list[Any]:
         sql, compiled_members = batch.postgres_sql(self._dialect)
