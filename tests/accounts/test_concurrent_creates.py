@@ -1,6 +1,7 @@
 """100 concurrent creates against an account that can pay for 37: exactly 37 tasks, 63 answers of 402, nothing
-left, audit clean. In one process on SQLite and PostgreSQL, and across two `reelgate serve` processes on
-PostgreSQL."""
+left, audit clean. And 100 concurrent creates on a key that may have 7 unfinished tasks: exactly 7, 93 answers
+of 429, only their credits held. In one process on SQLite and PostgreSQL, and across two `reelgate serve`
+processes on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reelgate.accounts.repository import KeyLimits
 from reelgate.db.models import Task
 from tests.accounts.harness import Harness, create_body, harness
 from tests.conftest import Backend, advertise_worker, auth, make_settings, migrate_db, settings_env
@@ -18,6 +20,7 @@ from tests.e2e.processes import Processes, start_api_processes
 
 CREATES = 100
 AFFORDABLE = 37
+UNFINISHED_LIMIT = 7
 PRICE_CREDITS = 5  # duration 5 at the built-in 1 credit per second
 
 
@@ -40,6 +43,8 @@ async def _fire(base_urls: list[str], key: str, transport: httpx.AsyncBaseTransp
             response = await client.post(f"{base}/v1/videos/generations", json=create_body(), headers=auth(key))
             if response.status_code == 402:
                 assert response.json()["error"]["type"] == "insufficient_quota_error"
+            if response.status_code == 429:
+                assert response.json()["error"]["message"].startswith("Too many unfinished tasks")
             return response.status_code
 
         return Counter(await asyncio.gather(*(one(i) for i in range(CREATES))))
@@ -80,3 +85,43 @@ def test_100_concurrent_creates_across_two_processes(
         key, account_id = h.new_key(credits=AFFORDABLE * PRICE_CREDITS)
         statuses = asyncio.run(_fire(bases, key))
         _check(h, key, account_id, statuses)
+
+
+def _check_limited(h: Harness, key: str, account_id: str, statuses: Counter[int]) -> None:
+    # The key's row is locked before the batch that counts its unfinished tasks and inserts one (db/driver.py
+    # `Batch`): a create waiting for that lock counts what the one before it committed.
+    assert statuses == Counter({200: UNFINISHED_LIMIT, 429: CREATES - UNFINISHED_LIMIT})
+    assert _task_count(h, key) == UNFINISHED_LIMIT
+    account = h.account(account_id)
+    assert account.held_millicredits == UNFINISHED_LIMIT * PRICE_CREDITS * 1000
+    report = h.audit()
+    assert report.ok, report.problems
+
+
+_LIMITED = KeyLimits(max_concurrent=UNFINISHED_LIMIT, rpm_limit=10 * CREATES)
+
+
+def test_100_concurrent_creates_on_a_key_limited_to_7_unfinished_in_one_process(
+    tmp_path: Path, backend: Backend
+) -> None:
+    settings = make_settings(tmp_path / "home", backend)
+    migrate_db(settings)
+    with harness(settings) as h:
+        key, account_id = h.new_key(credits=CREATES * PRICE_CREDITS, limits=_LIMITED)
+        app = h.client.app
+        statuses = h.call(lambda: _fire(["http://app"], key, httpx.ASGITransport(app=app)))  # type: ignore[arg-type]
+        _check_limited(h, key, account_id, statuses)
+
+
+@pytest.mark.slow
+def test_100_concurrent_creates_on_a_key_limited_to_7_unfinished_across_two_processes(
+    tmp_path: Path, postgres_backend: Backend, processes: Processes
+) -> None:
+    settings = make_settings(tmp_path / "home", postgres_backend)
+    migrate_db(settings)
+    advertise_worker(settings)
+    bases = start_api_processes(processes, settings_env(settings))
+    with harness(settings) as h:
+        key, account_id = h.new_key(credits=CREATES * PRICE_CREDITS, limits=_LIMITED)
+        statuses = asyncio.run(_fire(bases, key))
+        _check_limited(h, key, account_id, statuses)
