@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -61,32 +63,6 @@ def _check(h: Harness, key: str, account_id: str, statuses: Counter[int]) -> Non
     assert report.tasks_checked == AFFORDABLE
 
 
-def test_100_concurrent_creates_in_one_process(tmp_path: Path, backend: Backend) -> None:
-    settings = make_settings(tmp_path / "home", backend)
-    migrate_db(settings)
-    with harness(settings) as h:
-        key, account_id = h.new_key(credits=AFFORDABLE * PRICE_CREDITS)
-        app = h.client.app
-        statuses = h.call(lambda: _fire(["http://app"], key, httpx.ASGITransport(app=app)))  # type: ignore[arg-type]
-        _check(h, key, account_id, statuses)
-
-
-@pytest.mark.slow
-def test_100_concurrent_creates_across_two_processes(
-    tmp_path: Path, postgres_backend: Backend, processes: Processes
-) -> None:
-    settings = make_settings(tmp_path / "home", postgres_backend)
-    migrate_db(settings)
-    # The worker these API-only servers route to (its advert stands for one that claims nothing).
-    advertise_worker(settings)
-    env = settings_env(settings)
-    bases = start_api_processes(processes, env)
-    with harness(settings) as h:
-        key, account_id = h.new_key(credits=AFFORDABLE * PRICE_CREDITS)
-        statuses = asyncio.run(_fire(bases, key))
-        _check(h, key, account_id, statuses)
-
-
 def _check_limited(h: Harness, key: str, account_id: str, statuses: Counter[int]) -> None:
     # The key's row is locked before the batch that counts its unfinished tasks and inserts one (db/driver.py
     # `Batch`): a create waiting for that lock counts what the one before it committed.
@@ -98,30 +74,45 @@ def _check_limited(h: Harness, key: str, account_id: str, statuses: Counter[int]
     assert report.ok, report.problems
 
 
-_LIMITED = KeyLimits(max_concurrent=UNFINISHED_LIMIT, rpm_limit=10 * CREATES)
+@dataclass(frozen=True)
+class Case:
+    """What the key may spend or have unfinished, and what 100 concurrent creates must then leave."""
+
+    credits: float
+    limits: KeyLimits | None
+    check: Callable[[Harness, str, str, Counter[int]], None]
 
 
-def test_100_concurrent_creates_on_a_key_limited_to_7_unfinished_in_one_process(
-    tmp_path: Path, backend: Backend
-) -> None:
+CASES = {
+    "37-affordable": Case(AFFORDABLE * PRICE_CREDITS, None, _check),
+    "7-unfinished": Case(
+        CREATES * PRICE_CREDITS, KeyLimits(max_concurrent=UNFINISHED_LIMIT, rpm_limit=10 * CREATES), _check_limited
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_100_concurrent_creates_in_one_process(tmp_path: Path, backend: Backend, case: Case) -> None:
     settings = make_settings(tmp_path / "home", backend)
     migrate_db(settings)
     with harness(settings) as h:
-        key, account_id = h.new_key(credits=CREATES * PRICE_CREDITS, limits=_LIMITED)
+        key, account_id = h.new_key(credits=case.credits, limits=case.limits)
         app = h.client.app
         statuses = h.call(lambda: _fire(["http://app"], key, httpx.ASGITransport(app=app)))  # type: ignore[arg-type]
-        _check_limited(h, key, account_id, statuses)
+        case.check(h, key, account_id, statuses)
 
 
 @pytest.mark.slow
-def test_100_concurrent_creates_on_a_key_limited_to_7_unfinished_across_two_processes(
-    tmp_path: Path, postgres_backend: Backend, processes: Processes
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_100_concurrent_creates_across_two_processes(
+    tmp_path: Path, postgres_backend: Backend, processes: Processes, case: Case
 ) -> None:
     settings = make_settings(tmp_path / "home", postgres_backend)
     migrate_db(settings)
+    # The worker these API-only servers route to (its advert stands for one that claims nothing).
     advertise_worker(settings)
     bases = start_api_processes(processes, settings_env(settings))
     with harness(settings) as h:
-        key, account_id = h.new_key(credits=CREATES * PRICE_CREDITS, limits=_LIMITED)
+        key, account_id = h.new_key(credits=case.credits, limits=case.limits)
         statuses = asyncio.run(_fire(bases, key))
-        _check_limited(h, key, account_id, statuses)
+        case.check(h, key, account_id, statuses)
