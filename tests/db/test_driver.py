@@ -136,6 +136,32 @@ def test_a_batch_whose_meaning_would_differ_between_the_databases_is_refused() -
     Batch(_COUNT, _INSERT, _CREDIT)  # a read before the writes of its table is the same on both
 
 
+def test_an_error_raised_in_a_transaction_keeps_its_connection(tmp_path: Path, postgres_backend: Backend) -> None:
+    """A create refused inside its transaction (a 402 or a 429 raised between statements) rolls back and gives
+    its connection back, as a statement's error does: closing it made the next create open a connection (a new
+    server process) for each refusal."""
+
+    async def scenario() -> None:
+        db = await _database(tmp_path, postgres_backend)
+        try:
+            pids = {(await db.point_read(_BACKEND, {})).pid for _ in range(DRIVER_CONNECTIONS * 2)}
+            for index in range(DRIVER_CONNECTIONS * 2):
+                with pytest.raises(RuntimeError, match="refused"):
+                    async with db.driver_transaction() as transaction:
+                        await transaction.execute(_INSERT, _row(f"refused-{index}"))
+                        raise RuntimeError("refused")
+                with pytest.raises(asyncpg.UniqueViolationError):
+                    async with db.driver_transaction() as transaction:
+                        await transaction.execute(_INSERT, _row(f"twice-{index}"))
+                        await transaction.execute(_INSERT, _row(f"twice-{index}"))
+            assert {(await db.point_read(_BACKEND, {})).pid for _ in range(DRIVER_CONNECTIONS * 2)} == pids
+            assert await db.point_read(_READ, {"token": "refused-0"}) is None
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
 def test_point_reads_see_what_other_connections_commit(tmp_path: Path, backend: Backend) -> None:
     async def scenario() -> None:
         db = await _database(tmp_path, backend)

@@ -411,9 +411,10 @@ class _Connections:
         try:
             yield connection
         except BaseException as error:
-            # A statement's error leaves the connection usable (a transaction block rolls itself back first);
-            # anything else (a lost connection, a cancelled statement) may not.
-            usable = isinstance(error, asyncpg.PostgresError) and not isinstance(error, LOST_CONNECTION)
+            # A statement's error, or one the caller raised between statements (a create refused with a 402 or
+            # a 429), leaves the connection usable (a transaction block rolls itself back first); a lost
+            # connection or a cancellation (a BaseException, perhaps mid-statement) may not.
+            usable = isinstance(error, Exception) and not isinstance(error, LOST_CONNECTION)
             if usable and not connection.is_closed() and not connection.is_in_transaction():
                 self._slots.put_nowait(connection)
             else:
