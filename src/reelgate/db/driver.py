@@ -388,8 +388,9 @@ class _Connections:
     """Up to `size` asyncpg connections, each used by one coroutine at a time: a queue holding the idle ones and
     a `None` for each slot not yet (or no longer) connected. Not asyncpg's Pool, whose release shields a task
     and resets the session per use: a third of a point read's CPU, for connections that run fixed statements
-    only (no LISTEN, SET, cursors or advisory locks: nothing to reset). A connection that failed in use, or
-    whose use was cancelled, is closed and its slot opened afresh at the next use."""
+    only (no LISTEN, SET, cursors or advisory locks: nothing to reset). A connection lost in use, or whose use
+    was cancelled, is closed and its slot opened afresh at the next use; after any other error (a statement's,
+    or one raised between statements) it is kept, rolled back."""
 
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
         self._connect = connect
